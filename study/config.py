@@ -1,0 +1,440 @@
+"""Search spaces: YAML files validated at the door into frozen dataclasses.
+
+A search space names the dataset, the tuner and, for every hyperparameter, its
+role: ``scientific`` (what the study compares, such as architecture and depth),
+``nuisance`` (tuned afresh in every scientific cell with the same budget, such as
+dropout, weight decay and learning rate) or ``fixed``. Anything unknown or out of
+range raises :class:`BadInput` naming the file, the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from study.errors import BadInput, check_choice
+
+ROLES = ("scientific", "nuisance", "fixed")
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+WEIGHT_DECAY_TYPES = ("l2", "adamw")
+STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class HyperparameterKind:
+    """What values one hyperparameter may take, and its default when a space omits it."""
+
+    value_type: type
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    maximum_exclusive: bool = False
+    minimum_exclusive: bool = False
+    choices: tuple[str, ...] | None = None
+    description: str = ""
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(choice) for choice in self.choices)
+        low = "" if self.minimum is None else f"{'>' if self.minimum_exclusive else '>='} {self.minimum:g}"
+        high = "" if self.maximum is None else f"{'<' if self.maximum_exclusive else '<='} {self.maximum:g}"
+        bounds = " and ".join(part for part in (low, high) if part)
+        type_name = "an integer" if self.value_type is int else "a number"
+        return f"{type_name} {bounds}".strip()
+
+
+def _architectures() -> tuple[str, ...]:
+    from study.models import MODELS
+
+    return tuple(MODELS)
+
+
+#: Every hyperparameter a space may mention. Names missing from a space are fixed at their default.
+HYPERPARAMETERS: dict[str, HyperparameterKind] = {
+    "architecture": HyperparameterKind(str, "lstm", description="model family (see study.models.MODELS)"),
+    "depth": HyperparameterKind(int, 2, minimum=1, description="stacked LSTM layers or Conv1D blocks"),
+    "width": HyperparameterKind(int, 32, minimum=1, description="LSTM units or Conv1D filters per layer"),
+    "kernel_size": HyperparameterKind(int, 7, minimum=1, description="Conv1D kernel size (CNN only)"),
+    "dropout": HyperparameterKind(float, 0.0, minimum=0.0, maximum=1.0, maximum_exclusive=True,
+                                  description="dropout rate after every layer or block"),
+    "recurrent_dropout": HyperparameterKind(float, 0.0, minimum=0.0, maximum=1.0, maximum_exclusive=True,
+                                            description="LSTM recurrent dropout (> 0 leaves the cuDNN kernel)"),
+    "weight_decay": HyperparameterKind(float, 0.0, minimum=0.0, description="L2 factor or AdamW decoupled decay"),
+    "weight_decay_type": HyperparameterKind(str, "l2", choices=WEIGHT_DECAY_TYPES,
+                                            description="'l2' kernel penalty or 'adamw' decoupled decay"),
+    "learning_rate": HyperparameterKind(float, 1e-3, minimum=0.0, minimum_exclusive=True, description="Adam(W) step size"),
+    "epochs": HyperparameterKind(int, 20, minimum=1, description="training epochs per trial"),
+    "batch_size": HyperparameterKind(int, 64, minimum=1, description="examples per gradient step"),
+}
+
+_SPEC_KEYS = ("role", "value", "values", "min", "max", "step", "log")
+_TOP_KEYS = ("name", "dataset", "tuner", "training", "repeats", "hyperparameters")
+_DATASET_KEYS = ("name", "parameters")
+_TUNER_KEYS = ("name", "trials_per_cell", "seed", "hyperband_factor", "hyperband_iterations", "max_consecutive_failures")
+_TRAINING_KEYS = ("train_eval_size", "onset_tolerance", "class_weights")
+_REPEATS_KEYS = ("seeds",)
+
+
+@dataclass(frozen=True)
+class HyperparameterSpec:
+    """One hyperparameter's role and sampling: a list of values, a min/max range, or one fixed value."""
+
+    name: str
+    role: str
+    values: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    log: bool = False
+
+    @property
+    def is_range(self) -> bool:
+        return self.values is None
+
+    @property
+    def fixed_value(self) -> Any:
+        if self.values is None or len(self.values) != 1:
+            raise ValueError(f"{self.name} is not a single value")
+        return self.values[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.role == "fixed":
+            return {"role": self.role, "value": self.fixed_value}
+        if self.values is not None:
+            return {"role": self.role, "values": list(self.values)}
+        spec: dict[str, Any] = {"role": self.role, "min": self.minimum, "max": self.maximum, "log": self.log}
+        if self.step is not None:
+            spec["step"] = self.step
+        return spec
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str = "synthetic_ecg"
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TunerConfig:
+    """Which keras-tuner strategy tunes the nuisances, and the budget every scientific cell gets."""
+
+    name: str = "random"
+    trials_per_cell: int = 4
+    seed: int = 1
+    hyperband_factor: int = 3
+    hyperband_iterations: int = 1
+    max_consecutive_failures: int = 10
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How trials are evaluated: the inference-mode train subset size and the overfit-onset tolerance."""
+
+    train_eval_size: int | None = None  # None: the size of the validation split
+    onset_tolerance: float = 0.05
+    class_weights: bool = False
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated study definition loaded from one YAML file."""
+
+    name: str
+    source: str
+    dataset: DatasetConfig
+    tuner: TunerConfig
+    training: TrainingConfig
+    repeat_seeds: int
+    hyperparameters: Mapping[str, HyperparameterSpec]
+
+    def with_role(self, role: str) -> list[HyperparameterSpec]:
+        return [spec for spec in self.hyperparameters.values() if spec.role == role]
+
+    @property
+    def scientific_names(self) -> list[str]:
+        return [spec.name for spec in self.with_role("scientific")]
+
+    def cells(self) -> list[dict[str, Any]]:
+        """Every combination of scientific values, in the order the file lists them."""
+        scientific = self.with_role("scientific")
+        combos = itertools.product(*(spec.values for spec in scientific))
+        return [dict(zip((spec.name for spec in scientific), combo)) for combo in combos]
+
+    def fixed_values(self) -> dict[str, Any]:
+        return {spec.name: spec.fixed_value for spec in self.with_role("fixed")}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space as loaded (defaults filled in), for the manifest."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "dataset": {"name": self.dataset.name, "parameters": dict(self.dataset.parameters)},
+            "tuner": dataclasses.asdict(self.tuner),
+            "training": dataclasses.asdict(self.training),
+            "repeats": {"seeds": self.repeat_seeds},
+            "hyperparameters": {name: spec.to_dict() for name, spec in self.hyperparameters.items()},
+        }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Load and validate a search-space YAML file (safe loading: no object tags)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput("file not found", source=source) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInput(f"cannot read: {error}", source=source) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise BadInput(f"malformed YAML{where}: {problem}", source=source) from None
+    return space_from_dict(document, source=source, default_name=path.stem)
+
+
+def space_from_dict(document: Any, *, source: str, default_name: str = "study") -> SearchSpace:
+    """Validate a parsed YAML document into a :class:`SearchSpace`."""
+    top = _mapping(document, source, None, _TOP_KEYS)
+    name = top.get("name", default_name)
+    check_study_name(name, source=source, key="name")
+
+    dataset_section = _mapping(top.get("dataset", {}), source, "dataset", _DATASET_KEYS)
+    dataset_name = dataset_section.get("name", DatasetConfig.name)
+    if not isinstance(dataset_name, str):
+        raise BadInput(f"expected a dataset name string, got {dataset_name!r}", source=source, key="dataset.name")
+    parameters = _mapping(dataset_section.get("parameters", {}) or {}, source, "dataset.parameters", None)
+    from study.datasets import check_parameters
+
+    parameters = check_parameters(dataset_name, dict(parameters), source=source)
+
+    tuner = _tuner_config(_mapping(top.get("tuner", {}) or {}, source, "tuner", _TUNER_KEYS), source)
+    training = _training_config(_mapping(top.get("training", {}) or {}, source, "training", _TRAINING_KEYS), source)
+    repeats = _mapping(top.get("repeats", {}) or {}, source, "repeats", _REPEATS_KEYS)
+    repeat_seeds = _integer(repeats.get("seeds", 5), source, "repeats.seeds", minimum=0)
+
+    if "hyperparameters" not in top:
+        raise BadInput("missing; list the hyperparameters with their roles", source=source, key="hyperparameters")
+    raw = _mapping(top["hyperparameters"], source, "hyperparameters", tuple(HYPERPARAMETERS))
+    specs = {}
+    for hp_name, kind in HYPERPARAMETERS.items():
+        if hp_name in raw:
+            specs[hp_name] = _hyperparameter(hp_name, raw[hp_name], kind, source)
+        else:
+            specs[hp_name] = HyperparameterSpec(hp_name, "fixed", values=(kind.default,))
+    space = SearchSpace(
+        name=name,
+        source=source,
+        dataset=DatasetConfig(dataset_name, parameters),
+        tuner=tuner,
+        training=training,
+        repeat_seeds=repeat_seeds,
+        hyperparameters=specs,
+    )
+    _check_combination(space)
+    return space
+
+
+def with_overrides(space: SearchSpace, *, name: str | None = None, dataset: str | None = None,
+                   tuner: str | None = None, trials: int | None = None, epochs: int | None = None,
+                   seed: int | None = None, repeat_seeds: int | None = None) -> SearchSpace:
+    """Apply command-line overrides, validating them like the file's own values."""
+    source = "command line"
+    changes: dict[str, Any] = {}
+    if name is not None:
+        check_study_name(name, source=source, key="--name")
+        changes["name"] = name
+    if dataset is not None and dataset != space.dataset.name:
+        from study.datasets import check_parameters
+
+        changes["dataset"] = DatasetConfig(dataset, check_parameters(dataset, {}, source=source))
+    tuner_changes: dict[str, Any] = {}
+    if tuner is not None:
+        check_choice(tuner, TUNERS, source=source, key="--tuner")
+        tuner_changes["name"] = tuner
+    if trials is not None:
+        tuner_changes["trials_per_cell"] = _integer(trials, source, "--trials", minimum=1)
+    if seed is not None:
+        tuner_changes["seed"] = _integer(seed, source, "--seed", minimum=0)
+    if tuner_changes:
+        changes["tuner"] = dataclasses.replace(space.tuner, **tuner_changes)
+    if repeat_seeds is not None:
+        changes["repeat_seeds"] = _integer(repeat_seeds, source, "--seeds", minimum=0)
+    if epochs is not None:
+        _integer(epochs, source, "--epochs", minimum=1)
+        specs = dict(space.hyperparameters)
+        specs["epochs"] = HyperparameterSpec("epochs", "fixed", values=(int(epochs),))
+        changes["hyperparameters"] = specs
+    updated = dataclasses.replace(space, **changes)
+    _check_combination(updated, source=source)
+    return updated
+
+
+def check_study_name(name: Any, *, source: str, key: str) -> None:
+    if not isinstance(name, str) or not STUDY_NAME_PATTERN.match(name):
+        raise BadInput(f"study name {name!r} may only hold letters, digits, '-' and '_'", source=source, key=key)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _mapping(value: Any, source: str, key: str | None, allowed: tuple[str, ...] | None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        what = "the file" if key is None else "this key"
+        raise BadInput(f"{what} must be a mapping of keys to values, got {type(value).__name__}", source=source, key=key)
+    if allowed is not None:
+        for item in value:
+            if item not in allowed:
+                full_key = f"{key}.{item}" if key else str(item)
+                raise BadInput(f"unknown key, allowed: {', '.join(allowed)}", source=source, key=full_key)
+    return value
+
+
+def _integer(value: Any, source: str, key: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(f"expected an integer, got {value!r}", source=source, key=key)
+    if minimum is not None and value < minimum:
+        raise BadInput(f"must be an integer >= {minimum}, got {value}", source=source, key=key)
+    return value
+
+
+def _number(value: Any, source: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadInput(f"expected a finite number, got {value!r}", source=source, key=key)
+    return float(value)
+
+
+def _tuner_config(section: dict[str, Any], source: str) -> TunerConfig:
+    defaults = TunerConfig()
+    name = section.get("name", defaults.name)
+    check_choice(name, TUNERS, source=source, key="tuner.name")
+    return TunerConfig(
+        name=name,
+        trials_per_cell=_integer(section.get("trials_per_cell", defaults.trials_per_cell), source,
+                                 "tuner.trials_per_cell", minimum=1),
+        seed=_integer(section.get("seed", defaults.seed), source, "tuner.seed", minimum=0),
+        hyperband_factor=_integer(section.get("hyperband_factor", defaults.hyperband_factor), source,
+                                  "tuner.hyperband_factor", minimum=2),
+        hyperband_iterations=_integer(section.get("hyperband_iterations", defaults.hyperband_iterations), source,
+                                      "tuner.hyperband_iterations", minimum=1),
+        max_consecutive_failures=_integer(section.get("max_consecutive_failures", defaults.max_consecutive_failures),
+                                          source, "tuner.max_consecutive_failures", minimum=1),
+    )
+
+
+def _training_config(section: dict[str, Any], source: str) -> TrainingConfig:
+    size = section.get("train_eval_size")
+    if size is not None:
+        size = _integer(size, source, "training.train_eval_size", minimum=1)
+    tolerance = _number(section.get("onset_tolerance", TrainingConfig.onset_tolerance), source,
+                        "training.onset_tolerance")
+    if tolerance < 0:
+        raise BadInput(f"must be >= 0, got {tolerance}", source=source, key="training.onset_tolerance")
+    class_weights = section.get("class_weights", False)
+    if not isinstance(class_weights, bool):
+        raise BadInput(f"expected true or false, got {class_weights!r}", source=source, key="training.class_weights")
+    return TrainingConfig(train_eval_size=size, onset_tolerance=tolerance, class_weights=class_weights)
+
+
+def _check_value(name: str, value: Any, kind: HyperparameterKind, source: str, key: str) -> Any:
+    """Check one value against its kind; returns it converted (ints stay ints, numbers become floats)."""
+    choices = kind.choices if kind.choices is not None else (_architectures() if name == "architecture" else None)
+    if choices is not None:
+        check_choice(value, choices, source=source, key=key)
+        return value
+    if kind.value_type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadInput(f"expected {kind.allowed()}, got {value!r}", source=source, key=key)
+    else:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadInput(f"expected {kind.allowed()}, got {value!r}", source=source, key=key)
+        value = float(value)
+    too_low = kind.minimum is not None and (value <= kind.minimum if kind.minimum_exclusive else value < kind.minimum)
+    too_high = kind.maximum is not None and (value >= kind.maximum if kind.maximum_exclusive else value > kind.maximum)
+    if too_low or too_high:
+        interval = kind.allowed()
+        raise BadInput(f"{value!r} is out of range, allowed: {interval}", source=source, key=key)
+    return value
+
+
+def _hyperparameter(name: str, raw: Any, kind: HyperparameterKind, source: str) -> HyperparameterSpec:
+    key = f"hyperparameters.{name}"
+    section = _mapping(raw, source, key, _SPEC_KEYS)
+    if "role" not in section:
+        raise BadInput(f"missing, allowed: {', '.join(ROLES)}", source=source, key=f"{key}.role")
+    role = section["role"]
+    check_choice(role, ROLES, source=source, key=f"{key}.role")
+    forms = [form for form in ("value", "values", "min") if form in section]
+    if "max" in section and "min" not in section:
+        raise BadInput("a range needs both min and max", source=source, key=f"{key}.min")
+    if len(forms) != 1:
+        raise BadInput("give exactly one of value, values or min/max", source=source, key=key)
+    form = forms[0]
+    if role == "fixed" and form != "value":
+        raise BadInput("a fixed hyperparameter takes 'value'", source=source, key=key)
+    if role != "fixed" and form == "value":
+        raise BadInput(f"a {role} hyperparameter takes 'values' or min/max; use role fixed for one value",
+                       source=source, key=key)
+    if form in ("value", "values"):
+        for extra in ("step", "log"):
+            if extra in section:
+                raise BadInput(f"'{extra}' only applies to min/max ranges", source=source, key=f"{key}.{extra}")
+    if form == "value":
+        return HyperparameterSpec(name, role, values=(_check_value(name, section["value"], kind, source,
+                                                                   f"{key}.value"),))
+    if form == "values":
+        values = section["values"]
+        if not isinstance(values, list) or not values:
+            raise BadInput("expected a non-empty list", source=source, key=f"{key}.values")
+        checked = tuple(_check_value(name, value, kind, source, f"{key}.values") for value in values)
+        if len(set(checked)) != len(checked):
+            raise BadInput("values repeat", source=source, key=f"{key}.values")
+        return HyperparameterSpec(name, role, values=checked)
+    if role == "scientific":
+        raise BadInput("a scientific hyperparameter takes a list of 'values' (its cells)", source=source, key=key)
+    if kind.choices is not None or name == "architecture":
+        raise BadInput("takes a list of 'values', not min/max", source=source, key=key)
+    if "max" not in section:
+        raise BadInput("a range needs both min and max", source=source, key=f"{key}.max")
+    minimum = _check_value(name, section["min"], kind, source, f"{key}.min")
+    maximum = _check_value(name, section["max"], kind, source, f"{key}.max")
+    if minimum >= maximum:
+        raise BadInput(f"empty range: min {minimum!r} must be below max {maximum!r}", source=source, key=key)
+    log = section.get("log", False)
+    if not isinstance(log, bool):
+        raise BadInput(f"expected true or false, got {log!r}", source=source, key=f"{key}.log")
+    if log and minimum <= 0:
+        raise BadInput("log sampling needs min > 0", source=source, key=f"{key}.min")
+    step = section.get("step")
+    if step is not None:
+        step = _check_value("step", step, HyperparameterKind(kind.value_type, None, minimum=0, minimum_exclusive=True),
+                            source, f"{key}.step")
+        if log and step <= 1:
+            raise BadInput("with log sampling, step is a factor (as in keras-tuner) and must be > 1",
+                           source=source, key=f"{key}.step")
+    return HyperparameterSpec(name, role, minimum=minimum, maximum=maximum, step=step, log=log)
+
+
+def _check_combination(space: SearchSpace, source: str | None = None) -> None:
+    """Checks that need more than one key: what the chosen tuner can search."""
+    source = source or space.source
+    if space.tuner.name == "hyperband" and space.hyperparameters["epochs"].role != "fixed":
+        raise BadInput("hyperband sets epochs itself; make epochs a fixed value (its max_epochs)",
+                       source=source, key="hyperparameters.epochs.role")
+    if space.tuner.name == "grid":
+        for spec in space.with_role("nuisance"):
+            if spec.is_range and spec.step is None:
+                raise BadInput("grid search needs 'step' or a list of 'values' for every nuisance range",
+                               source=source, key=f"hyperparameters.{spec.name}")

@@ -1,0 +1,141 @@
+"""Per-epoch records of the true train/validation gap.
+
+Keras' own training ``loss`` is a running mean over the epoch with dropout on,
+BatchNorm in training mode and the regularisation penalty added, and
+``model.evaluate`` adds the penalty too. So after every epoch the recorder
+predicts, in inference mode, on a fixed training subset and on the validation
+split, and computes the pure data loss (cross-entropy only) and classification
+metrics from the predicted probabilities. Rows are appended to ``epochs.csv``
+as they are produced, so a killed run loses at most the epoch in progress.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import keras
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+#: Keras clips probabilities to [epsilon, 1 - epsilon] before the log; so do we,
+#: so a recorded loss equals ``model.evaluate`` of a penalty-free model.
+EPSILON = 1e-7
+
+
+@dataclass(frozen=True)
+class Scores:
+    loss: float
+    accuracy: float
+    macro_f1: float
+    balanced_accuracy: float
+
+
+def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities in inference mode (dropout off, BatchNorm moving statistics)."""
+    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def score_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> Scores:
+    """Pure cross-entropy (no penalty, no class weights) plus accuracy, macro-F1 and balanced accuracy."""
+    labels = np.asarray(labels, dtype=np.int64)
+    normalised = probabilities / probabilities.sum(axis=1, keepdims=True)
+    picked = np.clip(normalised[np.arange(len(labels)), labels], EPSILON, 1.0 - EPSILON)
+    predictions = normalised.argmax(axis=1)
+    present = np.unique(labels)
+    return Scores(
+        loss=float(-np.mean(np.log(picked))),
+        accuracy=float(np.mean(predictions == labels)),
+        macro_f1=float(f1_score(labels, predictions, labels=present, average="macro", zero_division=0)),
+        balanced_accuracy=float(balanced_accuracy_score(labels, predictions)),
+    )
+
+
+def evaluate_pure(model: keras.Model, inputs: np.ndarray, labels: np.ndarray) -> Scores:
+    """Inference-mode pure data loss and metrics of ``model`` on one split."""
+    if len(labels) == 0:
+        nan = float("nan")
+        return Scores(nan, nan, nan, nan)
+    return score_probabilities(predict_probabilities(model, inputs), labels)
+
+
+class RowWriter:
+    """Appends CSV rows with a fixed header; writes the header once, flushes every row."""
+
+    def __init__(self, path: Path, columns: Sequence[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="raise")
+            if new_file:
+                writer.writeheader()
+            for row in rows:
+                writer.writerow({column: _cell(row.get(column)) for column in self.columns})
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Records every epoch's inference-mode train/validation scores and keeps the best weights.
+
+    ``row_base`` holds the trial's columns (trial id, phase, hyperparameters, seed).
+    The best epoch is the one with the lowest validation loss; its weights are kept
+    in memory so the test split can be evaluated at the restored best epoch.
+    Training stops when the pure training loss is no longer finite.
+    """
+
+    def __init__(self, *, train_inputs: np.ndarray, train_labels: np.ndarray, val_inputs: np.ndarray,
+                 val_labels: np.ndarray, row_base: dict[str, Any], writer: RowWriter):
+        super().__init__()
+        self.train_inputs, self.train_labels = train_inputs, train_labels
+        self.val_inputs, self.val_labels = val_inputs, val_labels
+        self.row_base = row_base
+        self.writer = writer
+        self.rows: list[dict[str, Any]] = []
+        self.best_val_loss = math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list[np.ndarray] | None = None
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        fit_seconds = time.perf_counter() - self._epoch_start
+        eval_start = time.perf_counter()
+        train = evaluate_pure(self.model, self.train_inputs, self.train_labels)
+        val = evaluate_pure(self.model, self.val_inputs, self.val_labels)
+        eval_seconds = time.perf_counter() - eval_start
+        fit_loss = float((logs or {}).get("loss", float("nan")))
+        row = {
+            **self.row_base,
+            "epoch": epoch + 1,
+            "train_loss": train.loss, "train_accuracy": train.accuracy, "train_macro_f1": train.macro_f1,
+            "train_balanced_accuracy": train.balanced_accuracy,
+            "val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1,
+            "val_balanced_accuracy": val.balanced_accuracy,
+            "fit_loss": fit_loss, "seconds": round(fit_seconds, 4), "eval_seconds": round(eval_seconds, 4),
+        }
+        self.writer.append([row])
+        self.rows.append(row)
+        if math.isfinite(val.loss) and val.loss < self.best_val_loss:
+            self.best_val_loss = val.loss
+            self.best_epoch = epoch + 1
+            self.best_weights = [np.array(weight, copy=True) for weight in self.model.get_weights()]
+        if not (math.isfinite(train.loss) and math.isfinite(fit_loss)):
+            self.model.stop_training = True

@@ -1,0 +1,233 @@
+"""Run a study end to end: lock, resume or start afresh, search, write the manifest.
+
+A study lives in ``runs/<name>/``: ``epochs.csv``, ``trials.csv``,
+``manifest.json``, the keras-tuner project in ``tuner/`` and best-epoch weights in
+``weights/``. Running the same study again continues it: finished trials are
+kept, the interrupted one is redone, and rows of unfinished trials are dropped
+so that ``epochs.csv`` has no duplicate and no missing rows.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from study.config import SearchSpace
+from study.datasets import Dataset, load_dataset
+from study.errors import BadInput
+from study.tables import EPOCHS_FILE, MANIFEST_FILE, TRIALS_FILE
+
+PACKAGES = ("tensorflow", "keras", "keras-tuner", "numpy", "pandas", "scikit-learn", "scipy", "seaborn", "wfdb",
+            "jax", "torch")
+
+
+class StudyBusy(BadInput):
+    """Another process holds the study's lock."""
+
+
+class Progress:
+    """One study-level line per finished trial: trials done of total, elapsed, ETA."""
+
+    def __init__(self, name: str, total: int, done: int, stream=sys.stdout):
+        self.name, self.total, self.done = name, total, done
+        self.resumed_at = done
+        self.failed = 0
+        self.started = time.monotonic()
+        self.stream = stream
+
+    def trial_done(self, failed: bool = False) -> None:
+        self.done += 1
+        self.failed += int(failed)
+        elapsed = time.monotonic() - self.started
+        finished_here = self.done - self.resumed_at
+        remaining = max(self.total - self.done, 0)
+        eta = elapsed / finished_here * remaining if finished_here else float("nan")
+        failed_note = f", {self.failed} failed" if self.failed else ""
+        print(f"[{self.name}] {self.done}/{self.total} trials{failed_note} | elapsed {_duration(elapsed)}"
+              f" | ETA {_duration(eta)}", file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 \
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+@contextmanager
+def study_lock(runs_dir: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive lock on a study for this process; refuse if another process holds it."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = runs_dir / f".{name}.lock"
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StudyBusy(f"study {name!r} is already running ({holder}); wait for it or use another --name",
+                        source=str(runs_dir / name)) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def keep_rows(path: Path, keep_trial_ids: set[str], *, last_per_trial: bool = False) -> int:
+    """Rewrite a table keeping rows of the given trials; drops a torn last line. Returns rows removed."""
+    if not path.exists():
+        return 0
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # a row torn by a kill
+    lines = text.splitlines()
+    if not lines:
+        return 0
+    reader = csv.reader(lines)
+    header = next(reader)
+    trial_column = header.index("trial_id")
+    rows = [row for row in reader if row and row[trial_column] in keep_trial_ids]
+    if last_per_trial:
+        latest = {row[trial_column]: row for row in rows}
+        rows = [row for row in rows if latest[row[trial_column]] is row]
+    removed = len(lines) - 1 - len(rows)
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(temporary, path)
+    return removed
+
+
+def _comparable(space_dict: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in space_dict.items() if key not in ("source",)}
+
+
+def train_eval_indices(dataset: Dataset, space: SearchSpace) -> np.ndarray:
+    """The fixed training subset for inference-mode train scores: as large as the validation split by default."""
+    size = space.training.train_eval_size or len(dataset.y_val)
+    size = min(size, len(dataset.y_train))
+    rng = np.random.default_rng(space.tuner.seed)
+    return np.sort(rng.permutation(len(dataset.y_train))[:size])
+
+
+def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: bool = False,
+              data_dir: Path | None = None, dataset: Dataset | None = None, verbose: bool = True) -> Path:
+    """Run (or resume) a study; returns its run directory."""
+    if dataset is None:
+        dataset = load_dataset(space.dataset.name, dict(space.dataset.parameters), data_dir, source=space.source)
+    runs_dir = Path(runs_dir)
+    run_dir = runs_dir / space.name
+    with study_lock(runs_dir, space.name):
+        manifest_path = run_dir / MANIFEST_FILE
+        if run_dir.exists() and not overwrite:
+            if not manifest_path.exists():
+                raise BadInput(f"{run_dir} exists but is not a study (no {MANIFEST_FILE}); use --overwrite",
+                               source=str(run_dir))
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if _comparable(previous["space"]) != _comparable(json.loads(json.dumps(space.to_dict(), default=str))):
+                raise BadInput(f"study {space.name!r} was started with a different search space; "
+                               "use --overwrite to start afresh or --name for a new study", source=str(run_dir))
+            if previous["dataset"]["content_hash"] != dataset.content_hash():
+                raise BadInput(f"study {space.name!r} was started on different data; use --overwrite or --name",
+                               source=str(run_dir))
+            manifest = previous
+            manifest["resumed"] = manifest.get("resumed", []) + [_now()]
+            manifest["finished"] = None
+        else:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            manifest = None
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return _search(space, dataset, run_dir, manifest, verbose=verbose)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[str, Any] | None,
+            *, verbose: bool) -> Path:
+    import keras
+
+    from study.tuning import StratifiedOracle, StudyContext, StudyTuner
+
+    oracle_seed = space.tuner.seed + 1  # keras-tuner treats seed 0 as "no seed"
+    indices = train_eval_indices(dataset, space)
+    if manifest is None:
+        manifest = {
+            "study": space.name,
+            "space": space.to_dict(),
+            "dataset": dataset.describe(),
+            "seeds": {"study": space.tuner.seed, "oracle": oracle_seed,
+                      "trial_seed": "SeedSequence([study, phase (0 tune, 1 repeat), trial number])",
+                      "train_eval_subset": space.tuner.seed},
+            "train_eval_size": int(len(indices)),
+            "versions": package_versions(),
+            "backend": keras.backend.backend(),
+            "started": _now(),
+            "finished": None,
+        }
+    write_json_atomic(run_dir / MANIFEST_FILE, manifest)
+
+    context = StudyContext(space=space, dataset=dataset, run_dir=run_dir, train_eval_indices=indices)
+    oracle = StratifiedOracle(space, seed=oracle_seed,
+                              max_consecutive_failed_trials=space.tuner.max_consecutive_failures)
+    tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")
+    ended = oracle.ended_trial_ids()
+    keep_rows(run_dir / EPOCHS_FILE, ended)
+    keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
+    total = oracle.max_trials
+    manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell, "trials": total}
+    write_json_atomic(run_dir / MANIFEST_FILE, manifest)
+    tuner.progress = Progress(space.name, total, len(ended)) if verbose else None
+    if verbose:
+        print(f"[{space.name}] {len(oracle.cells)} cells x {oracle.budget_per_cell} trials ({space.tuner.name}) "
+              f"on {dataset.name}; {len(ended)} already done", flush=True)
+    try:
+        tuner.search(verbose=0)
+    except RuntimeError as error:
+        if "consecutive failures" in str(error):
+            raise StudyFailed(str(error).splitlines()[0] + "; see the message column of trials.csv") from None
+        raise
+    manifest["finished"] = _now()
+    write_json_atomic(run_dir / MANIFEST_FILE, manifest)
+    return run_dir
+
+
+class StudyFailed(RuntimeError):
+    """Trials kept failing; the study stopped."""

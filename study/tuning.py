@@ -1,0 +1,309 @@
+"""keras-tuner search with an equal nuisance-tuning budget in every scientific cell.
+
+The whole study sits behind ONE oracle, :class:`StratifiedOracle`, so that
+keras-tuner's distributed mode (one chief oracle, many workers) can run it. The
+oracle holds one ordinary keras-tuner oracle per scientific cell (say ``lstm``
+at depth 4), searching only the nuisance hyperparameters with the chosen
+strategy (random, Bayesian, Hyperband or grid) and the same budget, and hands out
+trials to the cell with the fewest trials so far. :class:`StudyTuner` trains each
+trial with :class:`study.recording.EpochRecorder` and writes the tables.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import base_tuner, trial as trial_module
+
+from study import measures
+from study.config import HYPERPARAMETERS, SearchSpace
+from study.datasets import Dataset
+from study.models import build_model, compile_model
+from study.recording import EpochRecorder, RowWriter, evaluate_pure
+from study.tables import COMPLETED, EPOCH_COLUMNS, FAILED, HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS
+
+OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
+HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
+
+
+def cell_key(cell: dict[str, Any]) -> str:
+    """A file-name-safe key of one scientific cell, e.g. ``architecture=lstm,depth=4``."""
+    return ",".join(f"{name}={value}" for name, value in cell.items()) or "all"
+
+
+def keras_tuner_space(space: SearchSpace, roles: tuple[str, ...]) -> keras_tuner.HyperParameters:
+    """The keras-tuner HyperParameters of the given roles (fixed ones as ``Fixed``)."""
+    hyperparameters = keras_tuner.HyperParameters()
+    for spec in space.hyperparameters.values():
+        if spec.role not in roles:
+            continue
+        if spec.role == "fixed":
+            hyperparameters.Fixed(spec.name, spec.fixed_value)
+        elif spec.values is not None:
+            hyperparameters.Choice(spec.name, list(spec.values), ordered=HYPERPARAMETERS[spec.name].choices is None
+                                   and spec.name != "architecture")
+        elif HYPERPARAMETERS[spec.name].value_type is int:
+            hyperparameters.Int(spec.name, int(spec.minimum), int(spec.maximum),
+                                step=int(spec.step) if spec.step is not None else None,
+                                sampling="log" if spec.log else "linear")
+        else:
+            hyperparameters.Float(spec.name, spec.minimum, spec.maximum, step=spec.step,
+                                  sampling="log" if spec.log else "linear")
+    return hyperparameters
+
+
+def _inner_oracle(space: SearchSpace, seed: int) -> keras_tuner.Oracle:
+    """One keras-tuner oracle over the nuisance hyperparameters of one cell."""
+    tuner = space.tuner
+    common = dict(objective=OBJECTIVE, hyperparameters=keras_tuner_space(space, ("nuisance",)), seed=seed,
+                  tune_new_entries=False, allow_new_entries=False, max_consecutive_failed_trials=10**9)
+    if tuner.name == "random":
+        return keras_tuner.oracles.RandomSearchOracle(max_trials=tuner.trials_per_cell, **common)
+    if tuner.name == "bayesian":
+        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=tuner.trials_per_cell, **common)
+    if tuner.name == "grid":
+        return keras_tuner.oracles.GridSearchOracle(max_trials=None, **common)
+    if tuner.name == "hyperband":
+        return keras_tuner.oracles.HyperbandOracle(max_epochs=space.hyperparameters["epochs"].fixed_value,
+                                                   factor=tuner.hyperband_factor,
+                                                   hyperband_iterations=tuner.hyperband_iterations, **common)
+    raise ValueError(f"unknown tuner {tuner.name!r}")
+
+
+def trials_per_cell(space: SearchSpace) -> int:
+    """The number of trials every cell gets under the space's tuner."""
+    tuner = space.tuner
+    if tuner.name in ("random", "bayesian"):
+        return tuner.trials_per_cell
+    if tuner.name == "grid":
+        return math.prod(len(list(hp.values)) for hp in keras_tuner_space(space, ("nuisance",)).space) or 1
+    oracle = _inner_oracle(space, seed=1)
+    per_iteration = sum(oracle._get_size(bracket, round_number)  # keras-tuner's own schedule
+                        for bracket in range(oracle._get_num_brackets())
+                        for round_number in range(oracle._get_num_rounds(bracket)))
+    return per_iteration * tuner.hyperband_iterations
+
+
+class StratifiedOracle(keras_tuner.Oracle):
+    """One oracle for the whole study: one keras-tuner oracle per scientific cell, equal budgets.
+
+    A new trial goes to the unfinished cell with the fewest trials so far, whose
+    own oracle proposes the nuisance values. Trial ids are the study's; each maps
+    to (cell, the cell oracle's trial id).
+    """
+
+    def __init__(self, space: SearchSpace, seed: int, max_consecutive_failed_trials: int = 10):
+        self.cells = {cell_key(cell): cell for cell in space.cells()}
+        self.budget_per_cell = trials_per_cell(space)
+        super().__init__(objective=OBJECTIVE, max_trials=self.budget_per_cell * len(self.cells),
+                         hyperparameters=keras_tuner_space(space, ("scientific", "nuisance", "fixed")),
+                         tune_new_entries=False, allow_new_entries=False, seed=seed,
+                         max_consecutive_failed_trials=max_consecutive_failed_trials)
+        self.fixed = space.fixed_values()
+        self.inner = {key: _inner_oracle(space, seed=seed + index + 1) for index, key in enumerate(self.cells)}
+        for oracle in self.inner.values():
+            oracle.verbose = 0
+        self.cell_of_trial: dict[str, list[str]] = {}
+        self._finished_cells: set[str] = set()
+
+    # -- persistence: the cell oracles live in <project>/cells/<cell key>/
+    def _set_project_dir(self, directory, project_name):
+        super()._set_project_dir(directory, project_name)
+        for key, oracle in self.inner.items():
+            oracle._set_project_dir(os.path.join(str(directory), project_name, "cells"), key)
+
+    def reload(self):
+        super().reload()
+        for oracle in self.inner.values():
+            if os.path.exists(oracle._get_oracle_fname()):
+                oracle.reload()
+
+    def get_state(self):
+        state = super().get_state()
+        state["cell_of_trial"] = self.cell_of_trial
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.cell_of_trial = state.get("cell_of_trial", {})
+
+    # -- search
+    def populate_space(self, trial_id):
+        counts = collections.Counter(key for key, _ in self.cell_of_trial.values())
+        order = sorted(self.cells, key=lambda key: (counts[key], list(self.cells).index(key)))
+        waiting = False
+        for key in order:
+            if key in self._finished_cells:
+                continue
+            inner = self.inner[key]
+            inner_trial = inner.create_trial(trial_id)  # the study trial id serves as the cell oracle's tuner id
+            if inner_trial.status == trial_module.TrialStatus.RUNNING:
+                self.cell_of_trial[trial_id] = [key, inner_trial.trial_id]
+                values = {**self.fixed, **self.cells[key], **inner_trial.hyperparameters.values}
+                if "tuner/trial_id" in values:  # Hyperband continues a trial of this cell
+                    values["tuner/trial_id"] = self._study_trial_id(key, values["tuner/trial_id"])
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+            if inner_trial.status == trial_module.TrialStatus.STOPPED:
+                self._finished_cells.add(key)
+            else:
+                waiting = True
+        status = trial_module.TrialStatus.IDLE if waiting else trial_module.TrialStatus.STOPPED
+        return {"status": status}
+
+    def _study_trial_id(self, key: str, inner_id: str) -> str:
+        for study_id, (cell, cell_trial_id) in self.cell_of_trial.items():
+            if cell == key and cell_trial_id == inner_id:
+                return study_id
+        raise KeyError(f"no study trial for {key} trial {inner_id}")
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        trial = super().update_trial(trial_id, metrics, step=step)
+        key, inner_id = self.cell_of_trial[trial_id]
+        self.inner[key].update_trial(inner_id, metrics, step=step)
+        return trial
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        key, inner_id = self.cell_of_trial[trial.trial_id]
+        super().end_trial(trial)
+        inner = self.inner[key]
+        status = self.trials[trial.trial_id].status
+        if status not in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED):
+            status = trial_module.TrialStatus.FAILED
+        inner.end_trial(trial_module.Trial(inner.trials[inner_id].hyperparameters, inner_id, status))
+
+    def ended_trial_ids(self) -> set[str]:
+        """Trials whose records are final (completed or failed)."""
+        return set(self.end_order)
+
+
+@dataclass
+class StudyContext:
+    """What every trial of a study shares: data, the fixed training subset, output files, seeds."""
+
+    space: SearchSpace
+    dataset: Dataset
+    run_dir: Path
+    train_eval_indices: np.ndarray
+    phase: str = "tune"
+
+    @property
+    def epochs_path(self) -> Path:
+        return self.run_dir / "epochs.csv"
+
+    @property
+    def trials_path(self) -> Path:
+        return self.run_dir / "trials.csv"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.run_dir / "weights"
+
+
+def trial_seed(study_seed: int, trial_id: str, phase: str = "tune") -> int:
+    """A distinct, reproducible 31-bit seed for every trial of a study."""
+    phase_code = {"tune": 0, "repeat": 1}[phase]
+    return int(np.random.SeedSequence([study_seed, phase_code, int(trial_id)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Inverse-frequency class weights (the 'balanced' heuristic), for imbalanced datasets."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    return {index: float(len(labels) / (num_classes * count)) if count else 0.0 for index, count in enumerate(counts)}
+
+
+def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Train one configuration, record every epoch, evaluate the test split at the best epoch.
+
+    Returns the trial's row for trials.csv (status completed, or failed when no
+    epoch gave a finite validation loss).
+    """
+    started = time.perf_counter()
+    dataset = context.dataset
+    hyperparameters = {name: values[name] for name in HYPERPARAMETER_COLUMNS}
+    keras.utils.set_random_seed(seed)
+    model = build_model(hyperparameters, dataset.input_shape, dataset.num_classes)
+    compile_model(model, learning_rate=hyperparameters["learning_rate"],
+                  weight_decay=hyperparameters["weight_decay"], weight_decay_type=hyperparameters["weight_decay_type"])
+    epochs = int(values.get("tuner/epochs", hyperparameters["epochs"]))
+    initial_epoch = int(values.get("tuner/initial_epoch", 0))
+    previous = values.get("tuner/trial_id")
+    if previous is not None:
+        model.load_weights(context.weights_dir / f"{previous}.weights.h5")
+    row_base = {"trial_id": trial_id, "phase": context.phase, **hyperparameters, "seed": seed}
+    indices = context.train_eval_indices
+    recorder = EpochRecorder(train_inputs=dataset.x_train[indices], train_labels=dataset.y_train[indices],
+                             val_inputs=dataset.x_val, val_labels=dataset.y_val, row_base=row_base,
+                             writer=RowWriter(context.epochs_path, EPOCH_COLUMNS))
+    model.fit(dataset.x_train, dataset.y_train, batch_size=hyperparameters["batch_size"], epochs=epochs,
+              initial_epoch=initial_epoch, shuffle=True, verbose=0, callbacks=[recorder],
+              class_weight=class_weights(dataset.y_train, dataset.num_classes)
+              if context.space.training.class_weights else None)
+    row: dict[str, Any] = {**row_base, "parameter_count": model.count_params(), "status": COMPLETED}
+    if recorder.best_weights is None:
+        row.update(status=FAILED, message="no epoch gave a finite validation loss (training diverged)")
+    else:
+        model.set_weights(recorder.best_weights)
+        context.weights_dir.mkdir(exist_ok=True)
+        model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
+        test = evaluate_pure(model, dataset.x_test, dataset.y_test)
+        curve = measures.trial_measures(_curve(recorder.rows), tolerance=context.space.training.onset_tolerance)
+        row.update({name: curve[name] for name in ("epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy",
+                                                    "gap_at_best", "final_gap", "gap_growth", "overfit_onset")})
+        row.update(test_loss=test.loss, test_accuracy=test.accuracy, test_macro_f1=test.macro_f1,
+                   test_balanced_accuracy=test.balanced_accuracy)
+    row["seconds"] = round(time.perf_counter() - started, 3)
+    keras.backend.clear_session(free_memory=False)
+    return row
+
+
+def _curve(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+class StudyTuner(base_tuner.BaseTuner):
+    """Runs the study's trials: keras-tuner's search loop, our training and records."""
+
+    def __init__(self, oracle: StratifiedOracle, context: StudyContext, *, directory: str, project_name: str,
+                 overwrite: bool = False, progress=None):
+        super().__init__(oracle=oracle, hypermodel=None, directory=directory, project_name=project_name,
+                         overwrite=overwrite)
+        self.context = context
+        self.progress = progress
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    def run_trial(self, trial, *args, **kwargs):
+        trial_id = trial.trial_id
+        seed = trial_seed(self.context.space.tuner.seed, trial_id)
+        try:
+            row = train_trial(self.context, trial_id, dict(trial.hyperparameters.values), seed)
+        except Exception:
+            values = trial.hyperparameters.values
+            self._rows[trial_id] = {"trial_id": trial_id, "phase": self.context.phase, "status": FAILED,
+                                    **{name: values.get(name) for name in HYPERPARAMETER_COLUMNS}, "seed": seed,
+                                    "message": traceback.format_exc().strip().splitlines()[-1]}
+            raise
+        self._rows[trial_id] = row
+        if row["status"] == FAILED:
+            raise keras_tuner.errors.FailedTrialError(row["message"])
+        return {"val_loss": float(row["best_val_loss"])}
+
+    def on_trial_end(self, trial):
+        row = self._rows.pop(trial.trial_id, None)
+        if row is not None:  # written before the oracle hears of it: a kill in between redoes the trial
+            RowWriter(self.context.trials_path, TRIAL_COLUMNS).append([row])
+        super().on_trial_end(trial)
+        if self.progress is not None:
+            self.progress.trial_done(failed=row is None or row.get("status") == FAILED)
