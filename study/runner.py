@@ -194,7 +194,7 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
             "space": space.to_dict(),
             "dataset": dataset.describe(),
             "seeds": {"study": space.tuner.seed, "oracle": oracle_seed,
-                      "trial_seed": "SeedSequence([study, phase (0 tune, 1 repeat), trial number])",
+                      "trial_seed": "SeedSequence([study, 0, tuning trial number]) or ([study, 1, cell index, seed index]) for repeats",
                       "train_eval_subset": space.tuner.seed},
             "train_eval_size": int(len(indices)),
             "versions": package_versions(),
@@ -208,25 +208,93 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
     oracle = StratifiedOracle(space, seed=oracle_seed,
                               max_consecutive_failed_trials=space.tuner.max_consecutive_failures)
     tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")
-    ended = oracle.ended_trial_ids()
+    repeats_done = _finished_repeats(run_dir)
+    ended = oracle.ended_trial_ids() | repeats_done
     keep_rows(run_dir / EPOCHS_FILE, ended)
     keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
-    total = oracle.max_trials
-    manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell, "trials": total}
+    repeat_total = len(oracle.cells) * space.repeat_seeds
+    total = oracle.max_trials + repeat_total
+    manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell,
+                          "trials": oracle.max_trials, "repeat_seeds": space.repeat_seeds,
+                          "repeat_trials": repeat_total}
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
-    tuner.progress = Progress(space.name, total, len(ended)) if verbose else None
+    progress = Progress(space.name, total, len(ended)) if verbose else None
+    tuner.progress = progress
     if verbose:
-        print(f"[{space.name}] {len(oracle.cells)} cells x {oracle.budget_per_cell} trials ({space.tuner.name}) "
-              f"on {dataset.name}; {len(ended)} already done", flush=True)
+        print(f"[{space.name}] {len(oracle.cells)} cells x {oracle.budget_per_cell} trials ({space.tuner.name}), "
+              f"then {space.repeat_seeds} seeds of each cell's best, on {dataset.name}; {len(ended)} already done",
+              flush=True)
     try:
         tuner.search(verbose=0)
     except RuntimeError as error:
         if "consecutive failures" in str(error):
             raise StudyFailed(str(error).splitlines()[0] + "; see the message column of trials.csv") from None
         raise
+    _run_repeats(context, list(oracle.cells.values()), repeats_done, progress)
     manifest["finished"] = _now()
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
     return run_dir
+
+
+def repeat_trial_id(cell_index: int, seed_index: int) -> str:
+    """Repeat-phase trial ids: ``r<cell>-<seed>``, apart from the tuning trials' numbers."""
+    return f"r{cell_index:02d}-{seed_index:02d}"
+
+
+def _finished_repeats(run_dir: Path) -> set[str]:
+    """Repeat trials whose trials.csv row was written (their records are complete)."""
+    path = run_dir / TRIALS_FILE
+    if not path.exists():
+        return set()
+    with open(path, newline="", encoding="utf-8") as handle:
+        text = handle.read()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return {row["trial_id"] for row in csv.DictReader(text.splitlines()) if row.get("phase") == "repeat"}
+
+
+def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress: Progress | None) -> None:
+    """Retrain each cell's best tuned setting with fresh seeds (phase 'repeat'), skipping finished ones."""
+    import pandas as pd
+
+    from study.config import HYPERPARAMETERS
+    from study.recording import RowWriter
+    from study.tables import HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS, read_trials
+    from study.tuning import StudyContext, train_trial
+
+    space = context.space
+    if space.repeat_seeds == 0:
+        return
+    trials = read_trials(context.run_dir)
+    tuned = trials[(trials["phase"] == "tune") & (trials["status"] == "completed")]
+    repeat_context = StudyContext(space=space, dataset=context.dataset, run_dir=context.run_dir,
+                                  train_eval_indices=context.train_eval_indices, phase="repeat")
+    writer = RowWriter(context.trials_path, TRIAL_COLUMNS)
+    for cell_index, cell in enumerate(cells):
+        in_cell = tuned
+        for name, value in cell.items():
+            in_cell = in_cell[in_cell[name].astype(str) == str(value)]
+        for seed_index in range(space.repeat_seeds):
+            trial_id = repeat_trial_id(cell_index, seed_index)
+            if trial_id in done:
+                continue
+            if in_cell.empty:  # every tuning trial of this cell failed: nothing to repeat
+                writer.append([{"trial_id": trial_id, "phase": "repeat", "status": "failed", **cell,
+                                "message": "no completed tuning trial in this cell"}])
+            else:
+                best = in_cell.sort_values(["best_val_loss", "trial_id"]).iloc[0]
+                values = {name: HYPERPARAMETERS[name].value_type(best[name]) if not pd.isna(best[name])
+                          else HYPERPARAMETERS[name].default for name in HYPERPARAMETER_COLUMNS}
+                seed = int(np.random.SeedSequence([space.tuner.seed, 1, cell_index, seed_index])
+                           .generate_state(1)[0] & 0x7FFFFFFF)
+                try:
+                    row = train_trial(repeat_context, trial_id, values, seed)
+                except Exception as error:  # recorded like a failed tuning trial; the study goes on
+                    row = {"trial_id": trial_id, "phase": "repeat", "status": "failed", **values, "seed": seed,
+                           "message": f"{type(error).__name__}: {error}".splitlines()[0]}
+                writer.append([row])
+            if progress is not None:
+                progress.trial_done(failed=in_cell.empty)
 
 
 class StudyFailed(RuntimeError):

@@ -122,10 +122,28 @@ class StratifiedOracle(keras_tuner.Oracle):
             oracle._set_project_dir(os.path.join(str(directory), project_name, "cells"), key)
 
     def reload(self):
+        """Reload the study oracle and the cell oracles.
+
+        keras-tuner's reload queues every trial that was running for a retry. The
+        study oracle redoes its interrupted trial that way; the cell oracle's copy of
+        that trial must go back to running under the same study trial instead of
+        being handed out again as a new one.
+        """
         super().reload()
-        for oracle in self.inner.values():
-            if os.path.exists(oracle._get_oracle_fname()):
-                oracle.reload()
+        for key, oracle in self.inner.items():
+            if not os.path.exists(oracle._get_oracle_fname()):
+                continue
+            oracle.reload()
+            for inner_id in list(oracle._retry_queue):
+                try:
+                    study_id = self._study_trial_id(key, inner_id)
+                except KeyError:
+                    continue  # created by the cell oracle but never by the study: let it be handed out again
+                oracle._retry_queue.remove(inner_id)
+                trial = oracle.trials[inner_id]
+                if trial.status not in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED):
+                    trial.status = trial_module.TrialStatus.RUNNING
+                    oracle.ongoing_trials[study_id] = trial
 
     def get_state(self):
         state = super().get_state()
@@ -181,6 +199,7 @@ class StratifiedOracle(keras_tuner.Oracle):
         if status not in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED):
             status = trial_module.TrialStatus.FAILED
         inner.end_trial(trial_module.Trial(inner.trials[inner_id].hyperparameters, inner_id, status))
+        inner.save()  # keras-tuner saves before it drops the trial from its running ones
 
     def ended_trial_ids(self) -> set[str]:
         """Trials whose records are final (completed or failed)."""

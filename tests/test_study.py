@@ -1,0 +1,189 @@
+"""End-to-end studies on tiny data: tables, equal budgets per cell, every tuner, resume, locking, reports."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.config import load_space, with_overrides
+from study.runner import run_study
+from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS, read_epochs, read_manifest, read_trials
+from tests.conftest import PROJECT_ROOT, run_cli, write_space
+
+CELL = ["architecture", "depth"]
+
+
+def check_tables(run_dir: Path, trials_per_cell: int | None = None,
+                 repeat_seeds: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table contract: one row per (trial, epoch), every epoch 1..E present once, one row per trial.
+
+    Tuning trials: ``trials_per_cell`` in every cell; repeats: ``repeat_seeds`` per cell, each
+    retraining its cell's best tuned setting with a seed of its own.
+    """
+    epochs, trials = read_epochs(run_dir), read_trials(run_dir)
+    assert list(epochs.columns) == EPOCH_COLUMNS and list(trials.columns) == TRIAL_COLUMNS
+    assert not trials["trial_id"].duplicated().any()
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert set(epochs["trial_id"]) == set(trials["trial_id"])
+    for trial_id, curve in epochs.groupby("trial_id"):
+        epochs_expected = int(curve["epochs"].iloc[0])
+        assert sorted(curve["epoch"]) == list(range(1, epochs_expected + 1)), trial_id
+    tuned = trials[trials["phase"] == "tune"]
+    if trials_per_cell is not None:
+        assert set(tuned.groupby(CELL).size()) == {trials_per_cell}
+    repeats = trials[trials["phase"] == "repeat"]
+    assert len(repeats) == repeat_seeds * tuned.groupby(CELL).ngroups
+    for cell, group in repeats.groupby(CELL):
+        in_cell = tuned[(tuned["architecture"] == cell[0]) & (tuned["depth"] == cell[1])]
+        best = in_cell.sort_values(["best_val_loss", "trial_id"]).iloc[0]
+        for name in ("dropout", "weight_decay", "learning_rate"):
+            assert (group[name] == best[name]).all(), (cell, name)
+        assert group["seed"].nunique() == repeat_seeds and not set(group["seed"]) & set(tuned["seed"])
+    return epochs, trials
+
+
+def test_random_study_writes_the_table_contract(tiny_space_file, tmp_path):
+    result = run_cli("run", str(tiny_space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "tiny"
+    epochs, trials = check_tables(run_dir, trials_per_cell=2, repeat_seeds=2)
+    assert len(trials) == 16 and set(trials["status"]) == {"completed"}
+    assert trials["test_accuracy"].between(0, 1).all() and (trials["parameter_count"] > 0).all()
+    # best epoch is the lowest validation loss, and the test split was scored there
+    for _, trial in trials[trials["phase"] == "tune"].iterrows():
+        curve = epochs[epochs["trial_id"] == trial["trial_id"]]
+        assert trial["best_epoch"] == curve.loc[curve["val_loss"].idxmin(), "epoch"]
+        assert trial["gap_at_best"] == pytest.approx(curve["val_loss"].min()
+                                                     - curve.loc[curve["val_loss"].idxmin(), "train_loss"])
+    # nuisances were actually tuned and seeds differ per trial
+    assert trials["weight_decay"].nunique() > 1 and trials["seed"].nunique() == len(trials)
+    manifest = read_manifest(run_dir)
+    assert manifest["dataset"]["name"] == "synthetic_ecg" and len(manifest["dataset"]["content_hash"]) == 64
+    assert manifest["backend"] == "tensorflow" and manifest["versions"]["keras-tuner"] == "1.4.8"
+    assert manifest["space"]["hyperparameters"]["depth"] == {"role": "scientific", "values": [1, 2]}
+    assert manifest["seeds"]["study"] == 5 and manifest["seeds"]["oracle"] == 6
+    assert manifest["budget"] == {"cells": 4, "trials_per_cell": 2, "trials": 8, "repeat_seeds": 2,
+                                  "repeat_trials": 8}
+    assert manifest["started"] and manifest["finished"]
+
+    # the report is rebuilt from the run's tables alone, anywhere
+    moved = tmp_path / "elsewhere" / "tiny"
+    moved.parent.mkdir()
+    os.rename(run_dir, moved)
+    report = run_cli("report", "tiny", "--runs-dir", str(moved.parent), "--reports-dir", "out", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "out" / "tiny" / "report.md").read_text()
+    assert "tiny" in text and "lstm" in text and "cnn" in text
+    isolation = pd.read_csv(tmp_path / "out" / "tiny" / "isolation.csv")
+    assert len(isolation) == 4
+    html = (tmp_path / "out" / "tiny" / "report.html").read_text()
+    assert "Verdict" in text.split("## Isolation")[0] and "<img" in html
+
+
+@pytest.mark.parametrize("tuner, expected_per_cell", [("bayesian", 2), ("grid", 4), ("hyperband", None)])
+def test_every_tuner_gives_every_cell_the_same_budget(tmp_path, tuner, expected_per_cell):
+    changes = {"tuner": {"name": tuner, "trials_per_cell": 2, "seed": 3}, "repeats": {"seeds": 0}}
+    if tuner == "grid":  # 2 dropout rates x 2 learning rates in each architecture
+        space = load_space(write_space(tmp_path, {**changes, "hyperparameters": {
+            "architecture": {"role": "scientific", "values": ["lstm", "cnn"]},
+            "depth": {"role": "fixed", "value": 1},
+            "dropout": {"role": "nuisance", "values": [0.0, 0.2]},
+            "learning_rate": {"role": "nuisance", "values": [0.003, 0.01]},
+            "width": {"role": "fixed", "value": 4}, "epochs": {"role": "fixed", "value": 2}}}))
+    else:
+        space = load_space(write_space(tmp_path, changes))
+    run_dir = run_study(space, runs_dir=tmp_path / "runs", verbose=False)
+    epochs, trials = read_epochs(run_dir), read_trials(run_dir)
+    cell_columns = [name for name in CELL if space.hyperparameters[name].role == "scientific"]
+    per_cell = trials.groupby(cell_columns).size()
+    assert per_cell.nunique() == 1, per_cell
+    if expected_per_cell is not None:
+        assert per_cell.iloc[0] == expected_per_cell
+    if tuner == "grid":
+        combos = trials.groupby(cell_columns)[["dropout", "learning_rate"]].apply(
+            lambda frame: sorted(map(tuple, frame.to_numpy())))
+        assert all(list(value) == [(0.0, 0.003), (0.0, 0.01), (0.2, 0.003), (0.2, 0.01)] for value in combos)
+    if tuner == "hyperband":
+        assert per_cell.iloc[0] == read_manifest(run_dir)["budget"]["trials_per_cell"]
+        assert not epochs.duplicated(["trial_id", "epoch"]).any()
+        # continued trials record only the epochs they trained, after the ones they started from
+        assert epochs.groupby("trial_id")["epoch"].min().max() > 1
+
+
+def _wait_for(predicate, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process ended early: {process.stderr.read() if process.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def _count_rows(path: Path) -> int:
+    return max(len(path.read_text().splitlines()) - 1, 0) if path.exists() else 0
+
+
+def test_resume_after_sigkill_keeps_finished_trials_and_redoes_the_interrupted_one(tmp_path):
+    space_file = write_space(tmp_path, {"tuner": {"name": "random", "trials_per_cell": 2, "seed": 11}})
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "study", "run", str(space_file), "--runs-dir", "runs", "--quiet"]
+    run_dir = tmp_path / "runs" / "tiny"
+
+    def start_and_kill(finished_trials: int, check_busy: bool = False) -> None:
+        """Kill the study mid-epoch once ``finished_trials`` trials are in trials.csv."""
+        process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: _count_rows(run_dir / "trials.csv") >= finished_trials
+                      and _count_rows(run_dir / "epochs.csv") % 3 != 0, timeout=240, process=process)
+            if check_busy:
+                busy = run_cli("run", str(space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)
+                assert busy.returncode == 2 and "already running" in busy.stderr, busy.stderr
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    start_and_kill(2, check_busy=True)  # during tuning
+    finished_before = read_trials(run_dir)
+    assert 2 <= len(finished_before) < 8
+    start_and_kill(10)  # during the repeat phase
+    assert 10 <= len(read_trials(run_dir)) < 16
+    resumed = run_cli("run", str(space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    epochs, trials = check_tables(run_dir, trials_per_cell=2, repeat_seeds=2)
+    assert len(trials) == 16
+    kept = trials.set_index("trial_id").loc[finished_before["trial_id"]]
+    np.testing.assert_array_equal(kept["seed"].to_numpy(), finished_before["seed"].to_numpy())
+    assert len(read_manifest(run_dir)["resumed"]) == 2
+
+    # the resumed study equals one that was never interrupted (seeded CPU runs are repeatable)
+    fresh = run_cli("run", str(space_file), "--runs-dir", "fresh", "--quiet", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    fresh_epochs = read_epochs(tmp_path / "fresh" / "tiny").sort_values(["trial_id", "epoch"])
+    resumed_epochs = epochs.sort_values(["trial_id", "epoch"])
+    for column in ("dropout", "weight_decay", "learning_rate", "seed", "epoch"):
+        np.testing.assert_array_equal(resumed_epochs[column].to_numpy(), fresh_epochs[column].to_numpy())
+    np.testing.assert_allclose(resumed_epochs["val_loss"].to_numpy(), fresh_epochs["val_loss"].to_numpy(),
+                               rtol=1e-5)
+
+    # a finished study run again does nothing new; --overwrite starts afresh; a changed space is refused
+    again = run_cli("run", str(space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0 and len(read_trials(run_dir)) == 16
+    changed = run_cli("run", str(space_file), "--runs-dir", "runs", "--epochs", "4", "--quiet", cwd=tmp_path)
+    assert changed.returncode == 2 and "different search space" in changed.stderr
+    assert len(read_epochs(run_dir)) == len(epochs)
+    overwritten = run_cli("run", str(space_file), "--runs-dir", "runs", "--epochs", "2", "--overwrite", "--quiet",
+                          cwd=tmp_path)
+    assert overwritten.returncode == 0, overwritten.stderr
+    assert set(read_epochs(run_dir)["epoch"]) == {1, 2} and "resumed" not in read_manifest(run_dir)
