@@ -55,6 +55,17 @@ def score_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> Scores
     )
 
 
+def per_class_scores(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Precision, recall, F1 and support of every class (scikit-learn), for imbalanced datasets."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    predictions = probabilities.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=np.arange(len(class_names)), zero_division=0)
+    return [{"class_name": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+            for name, p, r, f, n in zip(class_names, precision, recall, f1, support)]
+
+
 def evaluate_pure(model: keras.Model, inputs: np.ndarray, labels: np.ndarray) -> Scores:
     """Inference-mode pure data loss and metrics of ``model`` on one split."""
     if len(labels) == 0:

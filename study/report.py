@@ -4,8 +4,9 @@
 ``manifest.json``, recomputes every overfitting measure from the epochs (it does
 not trust the measure columns of trials.csv), builds small frames with pure
 functions (:func:`isolation_table`, :func:`median_table`,
-:func:`boundary_table`, :func:`failed_table`) and writes them as CSV files next
-to ``report.md``. Nothing else (no clock, no paths, no model) goes in, so a copy
+:func:`boundary_table`, :func:`failed_table`, and :func:`per_class_table` from
+``classes.csv`` when the run has one) and writes them as CSV files next to
+``report.md``. Nothing else (no clock, no paths, no model) goes in, so a copy
 of the run directory anywhere rebuilds the same report.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ ISOLATION_FILE = "isolation.csv"
 MEDIANS_FILE = "medians.csv"
 BOUNDARIES_FILE = "boundaries.csv"
 FAILED_FILE = "failed.csv"
+PER_CLASS_FILE = "per_class.csv"
 HTML_FILE = "report.html"
 
 #: Phase whose trials the isolation and median tables use.
@@ -37,6 +39,12 @@ TUNE_PHASE = "tune"
 
 #: A best value within this fraction of a min/max range from an edge sits on a boundary.
 BOUNDARY_FRACTION = 0.05
+
+#: classes.csv columns the per-class section needs.
+CLASS_REQUIRED_COLUMNS = ["trial_id", "class_name", "precision", "recall", "f1", "support"]
+
+#: trials.csv columns summarising a trial's test scores over classes, shown beside the per-class scores.
+TEST_SUMMARY_COLUMNS = ["test_accuracy", "test_macro_f1", "test_balanced_accuracy"]
 
 #: trials.csv columns the report needs besides the scientific and nuisance hyperparameters.
 TRIAL_REQUIRED_COLUMNS = ["trial_id", "status", "parameter_count", "test_accuracy"]
@@ -263,6 +271,36 @@ def failed_table(trials: pd.DataFrame, space: dict[str, Any]) -> pd.DataFrame:
     return _sort_cells(table.sort_values("trial_id", kind="stable"), space, scientific)
 
 
+def per_class_table(isolation: pd.DataFrame, classes: pd.DataFrame, trials: pd.DataFrame,
+                    space: dict[str, Any], class_names: list[str] | None = None) -> pd.DataFrame:
+    """Per cell and class: the test precision, recall, F1 and support of the cell's isolation winner.
+
+    ``classes`` is classes.csv (one row per trial and class, tuning rows used);
+    ``trials`` supplies each winner's test accuracy, macro-F1 and balanced
+    accuracy (missing when an older trials.csv lacks them). Rows follow the
+    isolation table's cell order and, within a cell, ``class_names`` (else the
+    order of classes.csv). A winner without classes.csv rows gets no rows.
+    """
+    scientific = hyperparameters_with_role(space, "scientific")
+    class_rows = tune_rows(classes)
+    columns = [*scientific, "trial_id", "class_name", "precision", "recall", "f1", "support", *TEST_SUMMARY_COLUMNS]
+    if isolation.empty:
+        return pd.DataFrame(columns=columns)
+    if class_rows[["trial_id", "class_name"]].duplicated().any():
+        trial_id, class_name = class_rows.loc[class_rows[["trial_id", "class_name"]].duplicated(),
+                                              ["trial_id", "class_name"]].iloc[0]
+        raise ValueError(f"classes.csv lists class {class_name!r} of tuning trial {trial_id!r} more than once")
+    summary = tune_rows(trials).reindex(columns=["trial_id", *TEST_SUMMARY_COLUMNS])
+    winners = isolation[[*scientific, "trial_id"]].reset_index(names="cell_order")
+    table = winners.merge(class_rows[CLASS_REQUIRED_COLUMNS], on="trial_id", how="inner", validate="one_to_many")
+    table = table.merge(summary, on="trial_id", how="left", validate="many_to_one")
+    order = list(class_names or []) + [name for name in dict.fromkeys(class_rows["class_name"])
+                                       if name not in (class_names or [])]
+    table["class_order"] = table["class_name"].map({name: index for index, name in enumerate(order)})
+    table = table.sort_values(["cell_order", "class_order"], kind="stable")
+    return table[columns].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class ReportFrames:
     """The frames a report is made of; figures and verdicts reuse them."""
@@ -330,8 +368,23 @@ def _tuner_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     return tuner if isinstance(tuner, dict) else {"name": tuner}
 
 
-def render_report(manifest: dict[str, Any], frames: ReportFrames, trials: pd.DataFrame, tolerance: float) -> str:
-    """The text of report.md."""
+def render_per_class(per_class: pd.DataFrame, scientific: list[str]) -> list[str]:
+    """Lines of the "Per-class test scores" section: a summary per cell, then one row per (cell, class)."""
+    lines = ["## Per-class test scores", "",
+             "Test split scores of each cell's isolation winner at its best epoch (from classes.csv and "
+             "trials.csv). Macro-F1 is the unweighted mean of the class F1 scores and balanced accuracy the mean "
+             "of the class recalls, so a rare class counts as much as a common one; accuracy alone rewards "
+             "predicting the majority class.", ""]
+    if per_class.empty:
+        return lines + ["classes.csv has no rows for the isolation winners.", ""]
+    summary = per_class[[*scientific, "trial_id", *TEST_SUMMARY_COLUMNS]].drop_duplicates("trial_id")
+    scores = per_class[[*scientific, "trial_id", "class_name", "precision", "recall", "f1", "support"]]
+    return lines + [markdown_table(summary.reset_index(drop=True)), "", markdown_table(scores), ""]
+
+
+def render_report(manifest: dict[str, Any], frames: ReportFrames, trials: pd.DataFrame, tolerance: float,
+                  per_class: pd.DataFrame | None = None) -> str:
+    """The text of report.md; ``per_class`` (from :func:`per_class_table`) adds the per-class section."""
     space = manifest["space"]
     scientific = hyperparameters_with_role(space, "scientific")
     study_name = manifest.get("study", "unnamed")
@@ -370,6 +423,8 @@ def render_report(manifest: dict[str, Any], frames: ReportFrames, trials: pd.Dat
     if not missing.empty:
         labels = "; ".join(_cell_label(row, scientific) for _, row in missing.iterrows())
         lines += [f"Cells without a completed trial: {labels}", ""]
+    if per_class is not None:
+        lines += render_per_class(per_class, scientific)
     lines += ["## Medians over completed tuning trials per cell", "", markdown_table(frames.medians), ""]
 
     lines += ["## Boundary warnings", ""]
@@ -456,6 +511,28 @@ def _check_inputs(run_dir: Path, trials: pd.DataFrame, manifest: dict[str, Any])
         raise BadInput(f"lacks column(s): {', '.join(missing)}", source=str(run_dir / tables.TRIALS_FILE))
 
 
+def _per_class(run_dir: Path, isolation: pd.DataFrame, trials: pd.DataFrame,
+               manifest: dict[str, Any]) -> pd.DataFrame | None:
+    """The per-class table from classes.csv, or None when the run has none (runs older than classes.csv)."""
+    path = run_dir / tables.CLASSES_FILE
+    if not path.is_file():
+        return None
+    try:
+        classes = tables.read_classes(run_dir)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        raise BadInput(f"cannot read the table ({str(error).splitlines()[0]})", source=str(path)) from None
+    missing = [column for column in CLASS_REQUIRED_COLUMNS if column not in classes.columns]
+    if missing:
+        raise BadInput(f"lacks column(s): {', '.join(missing)}", source=str(path))
+    dataset = manifest.get("dataset")
+    class_names = dataset.get("class_names") if isinstance(dataset, dict) else None
+    try:
+        return per_class_table(isolation, classes, trials, manifest["space"],
+                               [str(name) for name in class_names] if isinstance(class_names, list) else None)
+    except ValueError as error:
+        raise BadInput(str(error), source=str(path)) from None
+
+
 def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_ONSET_TOLERANCE) -> Path:
     """Write report.md and its CSV tables for the study in run_dir; return report.md's path."""
     run_dir, report_dir = Path(run_dir), Path(report_dir)
@@ -474,7 +551,12 @@ def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_
     frames.medians.to_csv(report_dir / MEDIANS_FILE, index=False)
     frames.boundaries.to_csv(report_dir / BOUNDARIES_FILE, index=False)
     frames.failed.to_csv(report_dir / FAILED_FILE, index=False)
-    body = render_report(manifest, frames, trials, tolerance)
+    per_class = _per_class(run_dir, frames.isolation, trials, manifest)
+    if per_class is not None:
+        per_class.to_csv(report_dir / PER_CLASS_FILE, index=False)
+    else:
+        (report_dir / PER_CLASS_FILE).unlink(missing_ok=True)  # left by a build of a run that had classes.csv
+    body = render_report(manifest, frames, trials, tolerance, per_class)
     verdict_text = _verdict_and_figures(epochs, trials, manifest, frames, tolerance, report_dir)
     title, _, rest = body.partition("\n")
     report_path = report_dir / REPORT_FILE

@@ -26,7 +26,7 @@ import numpy as np
 from study.config import SearchSpace
 from study.datasets import Dataset, load_dataset
 from study.errors import BadInput
-from study.tables import EPOCHS_FILE, MANIFEST_FILE, TRIALS_FILE
+from study.tables import CLASSES_FILE, EPOCHS_FILE, MANIFEST_FILE, TRIALS_FILE
 
 PACKAGES = ("tensorflow", "keras", "keras-tuner", "numpy", "pandas", "scikit-learn", "scipy", "seaborn", "wfdb",
             "jax", "torch")
@@ -212,6 +212,7 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
     ended = oracle.ended_trial_ids() | repeats_done
     keep_rows(run_dir / EPOCHS_FILE, ended)
     keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
+    keep_rows(run_dir / CLASSES_FILE, ended)
     repeat_total = len(oracle.cells) * space.repeat_seeds
     total = oracle.max_trials + repeat_total
     manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell,

@@ -15,6 +15,7 @@ import pandas as pd
 EPOCHS_FILE = "epochs.csv"
 TRIALS_FILE = "trials.csv"
 MANIFEST_FILE = "manifest.json"
+CLASSES_FILE = "classes.csv"
 
 #: Every hyperparameter a trial row carries, in column order (see study.config.HYPERPARAMETERS).
 HYPERPARAMETER_COLUMNS = [
@@ -41,6 +42,9 @@ TRIAL_COLUMNS = [
     "test_balanced_accuracy", "seconds", "message",
 ]
 
+#: Per-class test scores at the restored best epoch: one row per (trial, class).
+CLASS_COLUMNS = ["trial_id", "phase", "class_name", "precision", "recall", "f1", "support"]
+
 #: Trial statuses as written to trials.csv.
 COMPLETED = "completed"
 FAILED = "failed"
@@ -54,6 +58,12 @@ def read_epochs(run_dir: Path) -> pd.DataFrame:
 def read_trials(run_dir: Path) -> pd.DataFrame:
     """Read trials.csv with trial ids as strings."""
     return pd.read_csv(Path(run_dir) / TRIALS_FILE, dtype={"trial_id": str, "message": str})
+
+
+def read_classes(run_dir: Path) -> pd.DataFrame:
+    """Read classes.csv (per-class test scores) with trial ids as strings."""
+    return pd.read_csv(Path(run_dir) / CLASSES_FILE, dtype={"trial_id": str, "class_name": str},
+                       keep_default_na=False, na_values=[""])
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

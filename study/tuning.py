@@ -28,8 +28,10 @@ from study import measures
 from study.config import HYPERPARAMETERS, SearchSpace
 from study.datasets import Dataset
 from study.models import build_model, compile_model
-from study.recording import EpochRecorder, RowWriter, evaluate_pure
-from study.tables import COMPLETED, EPOCH_COLUMNS, FAILED, HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS
+from study.recording import (EpochRecorder, RowWriter, per_class_scores, predict_probabilities,
+                             score_probabilities)
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, EPOCH_COLUMNS, FAILED, HYPERPARAMETER_COLUMNS,
+                          TRIAL_COLUMNS)
 
 OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
 HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
@@ -275,7 +277,11 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         model.set_weights(recorder.best_weights)
         context.weights_dir.mkdir(exist_ok=True)
         model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
-        test = evaluate_pure(model, dataset.x_test, dataset.y_test)
+        test_probabilities = predict_probabilities(model, dataset.x_test)
+        test = score_probabilities(test_probabilities, dataset.y_test)
+        RowWriter(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
+            {"trial_id": trial_id, "phase": context.phase, **scores}
+            for scores in per_class_scores(test_probabilities, dataset.y_test, dataset.class_names))
         curve = measures.trial_measures(_curve(recorder.rows), tolerance=context.space.training.onset_tolerance)
         row.update({name: curve[name] for name in ("epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy",
                                                     "gap_at_best", "final_gap", "gap_growth", "overfit_onset")})

@@ -20,6 +20,7 @@ from study.report import (
     isolation_table,
     markdown_table,
     median_table,
+    per_class_table,
     report_frames,
 )
 
@@ -347,3 +348,79 @@ def test_boundary_table_skips_hyperparameters_that_do_not_apply_to_a_cell():
     isolation = pd.DataFrame({"architecture": ["lstm", "cnn"], "trial_id": ["a", "b"], "kernel_size": [math.nan, 7.0]})
     boundaries = boundary_table(isolation, space)
     assert boundaries[["architecture", "value", "on_boundary", "edge"]].values.tolist() == [["cnn", 7.0, True, "upper"]]
+
+
+# ---------------------------------------------------------------- per-class test scores
+
+# trial id, phase, class, precision, recall, f1, support. "N" and "~" must stay class names, not missing values.
+CLASS_ROWS = [
+    ("t1", "tune", "~", 0.5, 0.25, 1 / 3, 8), ("t1", "tune", "N", 0.9, 0.95, 0.925, 80),
+    ("t2", "tune", "~", 0.1, 0.1, 0.1, 8), ("t2", "tune", "N", 0.8, 0.8, 0.8, 80),
+    ("t3", "tune", "~", 0.0, 0.0, 0.0, 8), ("t3", "tune", "N", 0.91, 1.0, 0.953, 80),
+    # A repeat with better scores: the per-class section shows tuning winners only.
+    ("r1", "repeat", "~", 1.0, 1.0, 1.0, 8), ("r1", "repeat", "N", 1.0, 1.0, 1.0, 80),
+]
+
+
+def write_classes(run_dir: Path, rows=CLASS_ROWS) -> None:
+    frame = pd.DataFrame(rows, columns=["trial_id", "phase", "class_name", "precision", "recall", "f1", "support"])
+    frame[tables.CLASS_COLUMNS].to_csv(run_dir / tables.CLASSES_FILE, index=False)
+
+
+def trials_with_test_summaries() -> pd.DataFrame:
+    trials = trial_rows()
+    summaries = {"t1": (0.629, 0.6), "t3": (0.4765, 0.5)}  # macro-F1, balanced accuracy (mean recall)
+    for trial_id, (macro_f1, balanced) in summaries.items():
+        trials.loc[trials["trial_id"] == trial_id, ["test_macro_f1", "test_balanced_accuracy"]] = [macro_f1, balanced]
+    return trials
+
+
+def test_per_class_table_lists_each_winner_class_by_class(tmp_path):
+    run = write_run(tmp_path / "run", trials=trials_with_test_summaries())
+    write_classes(run)
+    frames = report_frames(tables.read_epochs(run), tables.read_trials(run), SPACE)
+    table = per_class_table(frames.isolation, tables.read_classes(run), tables.read_trials(run), SPACE,
+                            class_names=["N", "~"])
+    assert table.columns.tolist() == ["architecture", "depth", "trial_id", "class_name", "precision", "recall", "f1",
+                                      "support", "test_accuracy", "test_macro_f1", "test_balanced_accuracy"]
+    assert table[["architecture", "depth", "trial_id", "class_name"]].values.tolist() == [
+        ["lstm", 2, "t1", "N"], ["lstm", 2, "t1", "~"], ["cnn", 1, "t3", "N"], ["cnn", 1, "t3", "~"]]
+    assert table["recall"].tolist() == [0.95, 0.25, 1.0, 0.0]
+    assert table["support"].tolist() == [80, 8, 80, 8]
+    assert table["test_macro_f1"].tolist() == [0.629, 0.629, 0.4765, 0.4765]
+    assert table["test_balanced_accuracy"].tolist() == [0.6, 0.6, 0.5, 0.5]
+    assert table["test_accuracy"].tolist() == [0.81, 0.81, 0.70, 0.70]
+    # Without class names the order of classes.csv is kept.
+    unordered = per_class_table(frames.isolation, tables.read_classes(run), tables.read_trials(run), SPACE)
+    assert unordered["class_name"].tolist() == ["~", "N", "~", "N"]
+
+
+def test_report_has_a_per_class_section_only_when_the_run_has_classes_csv(tmp_path):
+    run = write_run(tmp_path / "run", trials=trials_with_test_summaries())
+    without = build_report(run, tmp_path / "report")
+    assert "Per-class test scores" not in without.read_text(encoding="utf-8")
+    assert not (without.parent / "per_class.csv").exists()
+
+    write_classes(run)
+    report = build_report(run, tmp_path / "report")
+    per_class = pd.read_csv(report.parent / "per_class.csv", dtype={"trial_id": str, "class_name": str},
+                            keep_default_na=False)
+    assert per_class[["trial_id", "class_name", "f1"]].values.tolist() == [
+        ["t1", "~", pytest.approx(1 / 3)], ["t1", "N", 0.925], ["t3", "~", 0.0], ["t3", "N", 0.953]]
+    section = report.read_text(encoding="utf-8").split("## Per-class test scores")[1].split("\n## ")[0]
+    assert "| architecture | depth | trial_id | test_accuracy | test_macro_f1 | test_balanced_accuracy |" in section
+    assert "| lstm | 2 | t1 | 0.81 | 0.629 | 0.6 |" in section
+    assert "| cnn | 1 | t3 | 0.7 | 0.4765 | 0.5 |" in section
+    assert "| lstm | 2 | t1 | ~ | 0.5 | 0.25 | 0.3333 | 8 |" in section
+    assert "| cnn | 1 | t3 | N | 0.91 | 1 | 0.953 | 80 |" in section
+    assert "r1" not in section and "t2" not in section
+
+    write_classes(run, [row for row in CLASS_ROWS if row[0] != "t1"] + [CLASS_ROWS[2]])
+    with pytest.raises(BadInput, match=r"classes.csv: .*class '~' of tuning trial 't2' more than once"):
+        build_report(run, tmp_path / "report")
+    (run / tables.CLASSES_FILE).write_text("trial_id,phase,class_name\nt1,tune,N\n", encoding="utf-8")
+    with pytest.raises(BadInput, match=r"classes.csv: lacks column\(s\): precision, recall, f1, support"):
+        build_report(run, tmp_path / "report")
+    (run / tables.CLASSES_FILE).unlink()
+    build_report(run, tmp_path / "report")
+    assert not (tmp_path / "report" / "per_class.csv").exists()

@@ -15,7 +15,7 @@ import pytest
 
 from study.config import load_space, with_overrides
 from study.runner import run_study
-from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS, read_epochs, read_manifest, read_trials
+from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS, read_classes, read_epochs, read_manifest, read_trials
 from tests.conftest import PROJECT_ROOT, run_cli, write_space
 
 CELL = ["architecture", "depth"]
@@ -36,6 +36,11 @@ def check_tables(run_dir: Path, trials_per_cell: int | None = None,
     for trial_id, curve in epochs.groupby("trial_id"):
         epochs_expected = int(curve["epochs"].iloc[0])
         assert sorted(curve["epoch"]) == list(range(1, epochs_expected + 1)), trial_id
+    classes = read_classes(run_dir)  # per-class test scores: one row per class of every completed trial
+    completed = trials.loc[trials["status"] == "completed", "trial_id"]
+    assert sorted(classes["trial_id"]) == sorted(np.repeat(completed.to_numpy(), 4))
+    assert set(classes["class_name"]) == {"normal", "af", "pvc", "st_elevation"}
+    assert classes["recall"].between(0, 1).all()
     tuned = trials[trials["phase"] == "tune"]
     if trials_per_cell is not None:
         assert set(tuned.groupby(CELL).size()) == {trials_per_cell}

@@ -1,0 +1,196 @@
+"""Benchmarks (``make bench``): the cost of recording, the demo, report rebuilds and dataset builds.
+
+1. A recorded trial (the study's tuner, inference-mode train/validation scores every
+   epoch, test at the best epoch) against a bare ``model.fit`` of the same model, data
+   and epochs with ``validation_data`` (goal: ratio <= 1.15).
+2. ``make demo``'s run and report time (goal: under 5 minutes on 2 CPU cores).
+3. Rebuilding the report of a study with 100,000 epoch rows (goal: under 30 s).
+4. Building all MIT-BIH beats cold (goal: under 30 s) and loading them cached (goal: under 2 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _space(architecture: str, depth: int, epochs: int):
+    from study.config import space_from_dict
+
+    return space_from_dict({
+        "name": "bench",
+        "dataset": {"name": "synthetic_ecg", "parameters": {"n_strips": 1000, "length": 140}},
+        "tuner": {"name": "random", "trials_per_cell": 1, "seed": 1},
+        "repeats": {"seeds": 0},
+        "hyperparameters": {
+            "architecture": {"role": "scientific", "values": [architecture]},
+            "depth": {"role": "scientific", "values": [depth]},
+            "dropout": {"role": "fixed", "value": 0.2},
+            "weight_decay": {"role": "fixed", "value": 1e-4},
+            "learning_rate": {"role": "fixed", "value": 3e-3},
+            "width": {"role": "fixed", "value": 32},
+            "epochs": {"role": "fixed", "value": epochs},
+            "batch_size": {"role": "fixed", "value": 64},
+        },
+    }, source="bench")
+
+
+def bench_recording(architecture: str, depth: int, epochs: int, repeats: int) -> dict[str, float]:
+    """Median wall time of a recorded study trial and of a bare fit with validation data."""
+    import keras
+
+    from study.datasets import load_dataset
+    from study.models import build_model, compile_model
+    from study.runner import run_study
+
+    space = _space(architecture, depth, epochs)
+    dataset = load_dataset("synthetic_ecg", dict(space.dataset.parameters))
+    values = {**space.fixed_values(), "architecture": architecture, "depth": depth}
+    recorded, bare = [], []
+    with tempfile.TemporaryDirectory() as directory:
+        for repeat in range(repeats):
+            keras.utils.set_random_seed(repeat)
+            start = time.perf_counter()
+            model = build_model(values, dataset.input_shape, dataset.num_classes)
+            compile_model(model, learning_rate=values["learning_rate"], weight_decay=values["weight_decay"],
+                          weight_decay_type=values["weight_decay_type"])
+            model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val),
+                      epochs=epochs, batch_size=values["batch_size"], verbose=0)
+            bare.append(time.perf_counter() - start)
+            keras.backend.clear_session()
+
+            start = time.perf_counter()
+            run_study(space, runs_dir=Path(directory), overwrite=True, dataset=dataset, verbose=False)
+            recorded.append(time.perf_counter() - start)
+    return {"bare_fit_s": statistics.median(bare), "recorded_trial_s": statistics.median(recorded),
+            "ratio": statistics.median(recorded) / statistics.median(bare)}
+
+
+def bench_demo() -> float:
+    """Wall time of `make demo`'s two commands (run and report), installing excluded."""
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    with tempfile.TemporaryDirectory() as directory:
+        start = time.perf_counter()
+        for arguments in (["run", str(PROJECT_ROOT / "search_spaces" / "demo.yaml"), "--overwrite", "--quiet",
+                           "--runs-dir", f"{directory}/runs"],
+                          ["report", "demo", "--runs-dir", f"{directory}/runs", "--reports-dir",
+                           f"{directory}/reports"]):
+            subprocess.run([sys.executable, "-m", "study", *arguments], check=True, env=environment,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def synthetic_run(run_dir: Path, rows: int = 100_000, epochs: int = 50, seed: int = 0) -> None:
+    """Write a plausible study with ``rows`` epoch rows (2 architectures x 4 depths, tune + repeat)."""
+    from study.config import space_from_dict
+    from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    trial_count = rows // epochs
+    cells = [(architecture, depth) for architecture in ("lstm", "cnn") for depth in (1, 2, 4, 8)]
+    records, trial_rows = [], []
+    for index in range(trial_count):
+        architecture, depth = cells[index % len(cells)]
+        phase = "repeat" if index >= trial_count - 5 * len(cells) else "tune"
+        dropout = float(rng.choice([0.0, 0.1, 0.2, 0.3, 0.4, 0.5]))
+        weight_decay = float(10 ** rng.uniform(-6, -2))
+        epoch = np.arange(1, epochs + 1)
+        rate = 0.05 + 0.02 * depth * (architecture == "lstm")
+        train = 1.4 * np.exp(-rate * epoch) + rng.normal(0, 0.01, epochs)
+        val = 1.4 * np.exp(-rate * epoch) + 0.004 * depth * epoch * (1 - dropout) + rng.normal(0, 0.02, epochs)
+        trial_id = str(index)
+        records.append(pd.DataFrame({
+            "trial_id": trial_id, "phase": phase, "architecture": architecture, "depth": depth, "width": 32,
+            "kernel_size": 7, "dropout": dropout, "recurrent_dropout": 0.0, "weight_decay": weight_decay,
+            "weight_decay_type": "l2", "learning_rate": 1e-3, "epochs": epochs, "batch_size": 64, "seed": index,
+            "epoch": epoch, "train_loss": train, "train_accuracy": 0.9, "train_macro_f1": 0.9,
+            "train_balanced_accuracy": 0.9, "val_loss": val, "val_accuracy": 0.8, "val_macro_f1": 0.8,
+            "val_balanced_accuracy": 0.8, "fit_loss": train + 0.1, "seconds": 1.0, "eval_seconds": 0.1}))
+        trial_rows.append({"trial_id": trial_id, "phase": phase, "status": "completed", "architecture": architecture,
+                           "depth": depth, "width": 32, "kernel_size": 7, "dropout": dropout,
+                           "recurrent_dropout": 0.0, "weight_decay": weight_decay, "weight_decay_type": "l2",
+                           "learning_rate": 1e-3, "epochs": epochs, "batch_size": 64, "seed": index,
+                           "parameter_count": 1000, "test_accuracy": 0.8})
+    run_dir.mkdir(parents=True)
+    pd.concat(records)[EPOCH_COLUMNS].to_csv(run_dir / "epochs.csv", index=False)
+    pd.DataFrame(trial_rows).reindex(columns=TRIAL_COLUMNS).to_csv(run_dir / "trials.csv", index=False)
+    space = space_from_dict({"name": "bench", "hyperparameters": {
+        "architecture": {"role": "scientific", "values": ["lstm", "cnn"]},
+        "depth": {"role": "scientific", "values": [1, 2, 4, 8]},
+        "dropout": {"role": "nuisance", "min": 0.0, "max": 0.5, "step": 0.1},
+        "weight_decay": {"role": "nuisance", "min": 1e-6, "max": 1e-2, "log": True}}}, source="bench")
+    manifest = {"study": "bench", "space": space.to_dict(),
+                "dataset": {"name": "synthetic_ecg", "class_names": ["normal", "af", "pvc", "st_elevation"],
+                            "class_counts": {"train": {"normal": 175, "af": 175, "pvc": 175, "st_elevation": 175}},
+                            "content_hash": "0" * 64}}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def bench_report(rows: int) -> float:
+    from study.report import build_report
+
+    with tempfile.TemporaryDirectory() as directory:
+        run_dir = Path(directory) / "runs" / "bench"
+        synthetic_run(run_dir, rows=rows)
+        start = time.perf_counter()
+        build_report(run_dir, Path(directory) / "reports" / "bench")
+        return time.perf_counter() - start
+
+
+def bench_mitdb() -> dict[str, float] | None:
+    from study.datasets import default_data_dir, load_dataset
+
+    if not (default_data_dir() / "mitdb").is_dir():
+        return None
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["STUDY_CACHE_DIR"] = cache
+        start = time.perf_counter()
+        dataset = load_dataset("mitdb", {})
+        cold = time.perf_counter() - start
+        start = time.perf_counter()
+        load_dataset("mitdb", {})
+        cached = time.perf_counter() - start
+        del os.environ["STUDY_CACHE_DIR"]
+    beats = len(dataset.y_train) + len(dataset.y_val) + len(dataset.y_test)
+    return {"beats": beats, "cold_s": cold, "cached_s": cached}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-demo", action="store_true", help="skip timing make demo")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of the recording benchmark")
+    parser.add_argument("--repeats", type=int, default=2, help="repeats of each timing (median reported)")
+    arguments = parser.parse_args(argv)
+    print(f"cores: {os.cpu_count()}")
+    for architecture, depth in (("lstm", 2), ("cnn", 4)):
+        result = bench_recording(architecture, depth, arguments.epochs, arguments.repeats)
+        print(f"recording {architecture} depth {depth}, {arguments.epochs} epochs, 1,000 strips: bare fit "
+              f"{result['bare_fit_s']:.2f} s, recorded trial {result['recorded_trial_s']:.2f} s, "
+              f"ratio {result['ratio']:.3f} (goal <= 1.15)", flush=True)
+    rebuild = bench_report(100_000)
+    print(f"report rebuild, 100,000 epoch rows: {rebuild:.2f} s (goal < 30 s)", flush=True)
+    mitdb = bench_mitdb()
+    if mitdb is None:
+        print("mitdb: skipped (no MIT-BIH data in the data directory)")
+    else:
+        print(f"mitdb: {mitdb['beats']:,} beats built cold in {mitdb['cold_s']:.2f} s (goal < 30 s), "
+              f"cached load {mitdb['cached_s']:.2f} s (goal < 2 s)", flush=True)
+    if not arguments.skip_demo:
+        print(f"make demo (run + report, installing excluded): {bench_demo():.1f} s (goal < 300 s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
