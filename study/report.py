@@ -560,7 +560,7 @@ def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_
     verdict_text = _verdict_and_figures(epochs, trials, manifest, frames, tolerance, report_dir)
     title, _, rest = body.partition("\n")
     report_path = report_dir / REPORT_FILE
-    report_path.write_text(f"{title}\n\n{verdict_text}\n{rest}", encoding="utf-8")
+    report_path.write_text(f"{title}\n\n{verdict_text}\n## What was run\n{rest}", encoding="utf-8")
     return report_path
 
 
