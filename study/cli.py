@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("name", help="study name")
     report.add_argument("--runs-dir", default="runs", type=Path)
     report.add_argument("--reports-dir", default="reports", type=Path)
+    report.add_argument("--compare", nargs=2, default=("lstm", "cnn"), metavar=("FIRST", "SECOND"),
+                        help="the two architectures whose depth slopes the verdict compares (default: lstm cnn)")
     return parser
 
 
@@ -86,6 +88,7 @@ def _report(arguments: argparse.Namespace) -> int:
     from study.report import build_report
 
     check_study_name(arguments.name, source="command line", key="name")
-    path = build_report(arguments.runs_dir / arguments.name, arguments.reports_dir / arguments.name)
+    path = build_report(arguments.runs_dir / arguments.name, arguments.reports_dir / arguments.name,
+                        compare=tuple(arguments.compare))
     print(f"report written: {path}")
     return EXIT_OK

@@ -533,7 +533,8 @@ def _per_class(run_dir: Path, isolation: pd.DataFrame, trials: pd.DataFrame,
         raise BadInput(str(error), source=str(path)) from None
 
 
-def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_ONSET_TOLERANCE) -> Path:
+def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_ONSET_TOLERANCE,
+                 compare: tuple[str, str] = ("lstm", "cnn")) -> Path:
     """Write report.md and its CSV tables for the study in run_dir; return report.md's path."""
     run_dir, report_dir = Path(run_dir), Path(report_dir)
     try:
@@ -557,7 +558,7 @@ def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_
     else:
         (report_dir / PER_CLASS_FILE).unlink(missing_ok=True)  # left by a build of a run that had classes.csv
     body = render_report(manifest, frames, trials, tolerance, per_class)
-    verdict_text = _verdict_and_figures(epochs, trials, manifest, frames, tolerance, report_dir)
+    verdict_text = _verdict_and_figures(epochs, trials, manifest, frames, tolerance, report_dir, compare)
     title, _, rest = body.partition("\n")
     report_path = report_dir / REPORT_FILE
     report_path.write_text(f"{title}\n\n{verdict_text}\n## What was run\n{rest}", encoding="utf-8")
@@ -565,7 +566,8 @@ def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_
 
 
 def _verdict_and_figures(epochs: pd.DataFrame, trials: pd.DataFrame, manifest: dict[str, Any],
-                         frames: ReportFrames, tolerance: float, report_dir: Path) -> str:
+                         frames: ReportFrames, tolerance: float, report_dir: Path,
+                         compare: tuple[str, str] = ("lstm", "cnn")) -> str:
     """The verdict (Markdown), with figures and report.html written beside report.md.
 
     A study that does not compare LSTMs with CNNs across depths gets figures and
@@ -581,7 +583,7 @@ def _verdict_and_figures(epochs: pd.DataFrame, trials: pd.DataFrame, manifest: d
     try:
         num_classes, chance = chance_loss_from_manifest(manifest)
         analysis = analyse(epochs, all_measures, num_classes=num_classes, space=space, boundary=frames.boundaries,
-                           trial_status=trials, chance_loss=chance)
+                           trial_status=trials, chance_loss=chance, first=compare[0], second=compare[1])
     except BadInput as error:
         note = f"## Verdict\n\nNo verdict: {error}.\n"
         (report_dir / HTML_FILE).write_text(

@@ -194,7 +194,7 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
             "space": space.to_dict(),
             "dataset": dataset.describe(),
             "seeds": {"study": space.tuner.seed, "oracle": oracle_seed,
-                      "trial_seed": "SeedSequence([study, 0, tuning trial number]) or ([study, 1, cell index, seed index]) for repeats",
+                      "trial_seed": "SeedSequence([study, 0, trial number]); repeats: [study, 1, cell index, seed index]",
                       "train_eval_subset": space.tuner.seed},
             "train_eval_size": int(len(indices)),
             "versions": package_versions(),
@@ -261,7 +261,7 @@ def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress:
     from study.config import HYPERPARAMETERS
     from study.recording import RowWriter
     from study.tables import HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS, read_trials
-    from study.tuning import StudyContext, train_trial
+    from study.tuning import StudyContext, train_trial, trial_seed
 
     space = context.space
     if space.repeat_seeds == 0:
@@ -286,8 +286,7 @@ def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress:
                 best = in_cell.sort_values(["best_val_loss", "trial_id"]).iloc[0]
                 values = {name: HYPERPARAMETERS[name].value_type(best[name]) if not pd.isna(best[name])
                           else HYPERPARAMETERS[name].default for name in HYPERPARAMETER_COLUMNS}
-                seed = int(np.random.SeedSequence([space.tuner.seed, 1, cell_index, seed_index])
-                           .generate_state(1)[0] & 0x7FFFFFFF)
+                seed = trial_seed(space.tuner.seed, 1, cell_index, seed_index)
                 try:
                     row = train_trial(repeat_context, trial_id, values, seed)
                 except Exception as error:  # recorded like a failed tuning trial; the study goes on

@@ -231,10 +231,12 @@ class StudyContext:
         return self.run_dir / "weights"
 
 
-def trial_seed(study_seed: int, trial_id: str, phase: str = "tune") -> int:
-    """A distinct, reproducible 31-bit seed for every trial of a study."""
-    phase_code = {"tune": 0, "repeat": 1}[phase]
-    return int(np.random.SeedSequence([study_seed, phase_code, int(trial_id)]).generate_state(1)[0] & 0x7FFFFFFF)
+def trial_seed(study_seed: int, *numbers: int) -> int:
+    """A distinct, reproducible 31-bit seed for a trial.
+
+    Tuning trials use ``(0, trial number)``, repeats ``(1, cell index, seed index)``.
+    """
+    return int(np.random.SeedSequence([study_seed, *numbers]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -311,7 +313,7 @@ class StudyTuner(base_tuner.BaseTuner):
 
     def run_trial(self, trial, *args, **kwargs):
         trial_id = trial.trial_id
-        seed = trial_seed(self.context.space.tuner.seed, trial_id)
+        seed = trial_seed(self.context.space.tuner.seed, 0, int(trial_id))
         try:
             row = train_trial(self.context, trial_id, dict(trial.hyperparameters.values), seed)
         except Exception:
