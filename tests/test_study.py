@@ -91,6 +91,11 @@ def test_random_study_writes_the_table_contract(tiny_space_file, tmp_path):
     assert len(isolation) == 4
     html = (tmp_path / "out" / "tiny" / "report.html").read_text()
     assert "Verdict" in text.split("## Isolation")[0] and "<img" in html
+    assert "deeper LSTMs are harder to train than deeper CNNs" in text
+    swapped = run_cli("report", "tiny", "--runs-dir", str(moved.parent), "--reports-dir", "swapped",
+                      "--compare", "cnn", "lstm", cwd=tmp_path)
+    assert swapped.returncode == 0, swapped.stderr
+    assert "deeper CNNs are harder to train than deeper LSTMs" in (tmp_path / "swapped" / "tiny" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("tuner, expected_per_cell", [("bayesian", 2), ("grid", 4), ("hyperband", None)])
