@@ -16,6 +16,8 @@ from study.errors import BadInput
 # Four real records with beats of all four AAMI classes: three DS1, one DS2.
 REAL_RECORDS = ["124", "208", "223", "213"]
 FS = 360
+# The records' own rate and every beat (the defaults resample to 120 Hz and cap classes at 1,500 beats).
+FULL = {"resample_to": None, "max_beats_per_class": None}
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +43,7 @@ def aami_class_of(symbol: str) -> str | None:
 
 
 def test_mitdb_real_records_split_inter_patient(real_data_dir):
-    dataset = load_dataset("mitdb", {"records": REAL_RECORDS, "validation_records": 1}, real_data_dir)
+    dataset = load_dataset("mitdb", {"records": REAL_RECORDS, "validation_records": 1, **FULL}, real_data_dir)
     splits = dataset.info["splits"]
     train, validation, test = (set(splits[name]["records"]) for name in ("train", "validation", "test"))
 
@@ -59,8 +61,8 @@ def test_mitdb_real_records_split_inter_patient(real_data_dir):
 
 
 def test_mitdb_real_labels_and_windows_follow_the_annotations(real_data_dir):
-    dataset = load_dataset("mitdb", {"records": REAL_RECORDS, "validation_records": ["124"], "normalise": "none"},
-                           real_data_dir)
+    dataset = load_dataset("mitdb", {"records": REAL_RECORDS, "validation_records": ["124"], "normalise": "none",
+                                     **FULL}, real_data_dir)
     record_path = str(real_data_dir / "mitdb" / "213")
     annotation = wfdb.rdann(record_path, "atr")
     signal = wfdb.rdrecord(record_path, channel_names=["MLII"]).p_signal[:, 0]
@@ -94,6 +96,40 @@ def test_mitdb_real_cache_returns_identical_arrays(real_data_dir, private_cache,
     # A split parameter is applied after the cache: still no decoding.
     other_validation = load_dataset("mitdb", {**parameters, "validation_records": ["208"]}, real_data_dir)
     assert other_validation.info["splits"]["validation"]["records"] == ["208"]
+    # So is the subsample.
+    other_cap = load_dataset("mitdb", {**parameters, "max_beats_per_class": 50, "seed": 3}, real_data_dir)
+    assert max(other_cap.class_counts()["train"].values()) == 50
+
+
+def test_mitdb_real_cap_subsamples_train_and_validation_but_never_test(real_data_dir):
+    base = {"records": REAL_RECORDS, "validation_records": 1, "resample_to": 120}
+    whole = load_dataset("mitdb", {**base, "max_beats_per_class": None}, real_data_dir)
+    capped = load_dataset("mitdb", {**base, "max_beats_per_class": 100}, real_data_dir)
+    assert capped.input_shape == (30 + 54, 1)
+
+    before, kept = whole.class_counts(), capped.class_counts()
+    for split in ("train", "validation"):
+        assert kept[split] == {name: min(count, 100) for name, count in before[split].items()}
+        assert capped.info["splits"][split]["beats"] == kept[split]
+    assert before["train"]["N"] > 1000 and before["train"]["S"] < 100  # the cap bites on N and spares S
+    assert kept["test"] == before["test"]
+    np.testing.assert_array_equal(capped.x_test, whole.x_test)
+    assert capped.info["subsample"] == {
+        "max_beats_per_class": 100, "seed": 0, "splits": ["train", "validation"],
+        "beats_before": {"train": before["train"], "validation": before["validation"]},
+        "beats_kept": {"train": kept["train"], "validation": kept["validation"]},
+    }
+    # The kept beats are beats of the whole split, in their original (record) order, with their labels.
+    whole_rows = {row.tobytes(): index for index, row in enumerate(whole.x_train[:, :, 0])}
+    positions = [whole_rows[row.tobytes()] for row in capped.x_train[:, :, 0]]
+    assert positions == sorted(positions)
+    np.testing.assert_array_equal(whole.y_train[positions], capped.y_train)
+
+    again = load_dataset("mitdb", {**base, "max_beats_per_class": 100}, real_data_dir)
+    assert again.content_hash() == capped.content_hash()
+    reseeded = load_dataset("mitdb", {**base, "max_beats_per_class": 100, "seed": 1}, real_data_dir)
+    assert reseeded.class_counts() == kept
+    assert not np.array_equal(reseeded.x_train, capped.x_train)
 
 
 def test_mitdb_real_missing_class_names_class_and_split(real_data_dir):
@@ -106,6 +142,16 @@ def test_mitdb_real_missing_class_names_class_and_split(real_data_dir):
 def test_mitdb_real_unknown_lead(real_data_dir):
     with pytest.raises(BadInput, match=r"124\.hea.*lead 'V9' not in the header's signals"):
         load_dataset("mitdb", {"records": REAL_RECORDS, "lead": "V9"}, real_data_dir)
+
+
+def test_cap_per_class_draws_at_most_cap_of_every_class():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 6 + [0] * 5)
+    kept = physionet.cap_per_class(labels, 4, np.random.default_rng(7))
+    assert np.bincount(labels[kept]).tolist() == [4, 3, 4]
+    assert kept.tolist() == sorted(set(kept.tolist()))  # sorted, no repeats
+    assert set(np.flatnonzero(labels == 1)) <= set(kept.tolist())  # a class under the cap keeps every example
+    np.testing.assert_array_equal(kept, physionet.cap_per_class(labels, 4, np.random.default_rng(7)))
+    assert not np.array_equal(kept, physionet.cap_per_class(labels, 4, np.random.default_rng(8)))
 
 
 def test_validation_choice_balances_classes_over_whole_records():
@@ -144,7 +190,7 @@ def test_cinc2017_real_records_stratified_by_class(real_data_dir):
 
 
 def test_cinc2017_real_strip_is_the_resampled_record(real_data_dir):
-    parameters = {"records": 12, "duration": 10.0, "crop": "start", "normalise": "none"}
+    parameters = {"records": 12, "duration": 10.0, "sampling_rate": 50, "crop": "start", "normalise": "none"}
     dataset = load_dataset("cinc2017", parameters, real_data_dir)
     record = dataset.info["splits"]["train"]["records"][0]
     signal = wfdb.rdrecord(str(real_data_dir / "cinc2017" / record)).p_signal[:, 0]
@@ -243,6 +289,14 @@ def test_mitdb_class_without_beats_in_a_split(small_mitdb):
         load_dataset("mitdb", SMALL, small_mitdb)
 
 
+def test_mitdb_written_records_cap_training_and_validation_beats(small_mitdb):
+    dataset = load_dataset("mitdb", {**SMALL, "max_beats_per_class": 1}, small_mitdb)
+    one_each = {name: 1 for name in EXPECTED}
+    assert dataset.class_counts() == {"train": one_each, "validation": one_each, "test": EXPECTED}
+    assert dataset.info["subsample"]["beats_before"]["train"] == {name: 2 * count for name, count in EXPECTED.items()}
+    assert dataset.input_shape == (84, 1)  # default: 120 Hz, 0.25 s + 0.45 s
+
+
 def test_mitdb_bad_parameters(small_mitdb):
     with pytest.raises(BadInput, match=r"validation_records.*needs 1 to 2 of the 3"):
         load_dataset("mitdb", {**SMALL, "validation_records": 3}, small_mitdb)
@@ -252,6 +306,11 @@ def test_mitdb_bad_parameters(small_mitdb):
         load_dataset("mitdb", {**SMALL, "normalise": "record"}, small_mitdb)
     with pytest.raises(BadInput, match=r"window_after.*positive"):
         load_dataset("mitdb", {**SMALL, "window_after": 0}, small_mitdb)
+    for cap in (0, 2.5, "10", True):
+        with pytest.raises(BadInput, match=r"max_beats_per_class.*positive integer or null"):
+            load_dataset("mitdb", {**SMALL, "max_beats_per_class": cap}, small_mitdb)
+    with pytest.raises(BadInput, match=r"seed.*non-negative integer"):
+        load_dataset("mitdb", {**SMALL, "seed": -1}, small_mitdb)
 
 
 CINC_LABELS = ["N", "A", "O", "~"] * 3
@@ -316,3 +375,10 @@ def test_cinc2017_broken_files(small_cinc):
     (directory / "REFERENCE.csv").unlink()
     with pytest.raises(BadInput, match=r"REFERENCE\.csv: label file missing"):
         load_dataset("cinc2017", {}, small_cinc)
+
+
+def test_cinc2017_defaults_keep_the_central_20_seconds_at_25_hz(small_cinc):
+    dataset = load_dataset("cinc2017", {}, small_cinc)
+    assert dataset.input_shape == (500, 1)
+    assert dataset.info["sampling_rate"] == 25
+    assert dataset.info["padded_records"] == 12  # the written records last 5 to 16 s
