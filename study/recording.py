@@ -73,14 +73,6 @@ def per_class_scores(probabilities: np.ndarray, labels: np.ndarray, class_names:
             for name, p, r, f, n in zip(class_names, precision, recall, f1, support)]
 
 
-def evaluate_pure(model: keras.Model, inputs: np.ndarray, labels: np.ndarray) -> Scores:
-    """Inference-mode pure data loss and metrics of ``model`` on one split."""
-    if len(labels) == 0:
-        nan = float("nan")
-        return Scores(nan, nan, nan, nan)
-    return score_probabilities(predict_probabilities(model, inputs), labels)
-
-
 class RowWriter:
     """Appends CSV rows with a fixed header; writes the header once, flushes every row."""
 

@@ -22,6 +22,7 @@ from typing import Any
 import keras
 import keras_tuner
 import numpy as np
+import pandas as pd
 from keras_tuner.engine import base_tuner, trial as trial_module
 
 from study import measures
@@ -284,7 +285,8 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         RowWriter(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
             {"trial_id": trial_id, "phase": context.phase, **scores}
             for scores in per_class_scores(test_probabilities, dataset.y_test, dataset.class_names))
-        curve = measures.trial_measures(_curve(recorder.rows), tolerance=context.space.training.onset_tolerance)
+        curve = measures.trial_measures(pd.DataFrame(recorder.rows),
+                                        tolerance=context.space.training.onset_tolerance)
         row.update({name: curve[name] for name in ("epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy",
                                                     "gap_at_best", "final_gap", "gap_growth", "overfit_onset")})
         row.update(test_loss=test.loss, test_accuracy=test.accuracy, test_macro_f1=test.macro_f1,
@@ -292,12 +294,6 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     row["seconds"] = round(time.perf_counter() - started, 3)
     keras.backend.clear_session(free_memory=False)
     return row
-
-
-def _curve(rows: list[dict[str, Any]]):
-    import pandas as pd
-
-    return pd.DataFrame(rows)
 
 
 class StudyTuner(base_tuner.BaseTuner):
