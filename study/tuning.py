@@ -112,7 +112,9 @@ class StratifiedOracle(keras_tuner.Oracle):
                          tune_new_entries=False, allow_new_entries=False, seed=seed,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)
         self.fixed = space.fixed_values()
-        self.inner = {key: _inner_oracle(space, seed=seed + index + 1) for index, key in enumerate(self.cells)}
+        # Far-apart seeds: keras-tuner's random sampling steps its seed by one per value drawn, so cell
+        # oracles seeded seed+1, seed+2, ... would replay each other's draws one trial later.
+        self.inner = {key: _inner_oracle(space, seed=trial_seed(seed, 2, index)) for index, key in enumerate(self.cells)}
         for oracle in self.inner.values():
             oracle.verbose = 0
         self.cell_of_trial: dict[str, list[str]] = {}
