@@ -111,8 +111,9 @@ def plot_trainable_fraction(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[s
         # Shift each architecture a little along the log2 axis so that equal fractions stay visible.
         shift = 2.0 ** (0.04 * (names.index(str(architecture)) - (len(names) - 1) / 2))
         ax.errorbar(group["depth"] * shift, group["trainable_fraction"],
-                    yerr=[group["trainable_fraction"] - group["fraction_low"],
-                          group["fraction_high"] - group["trainable_fraction"]],
+                    # clip float noise: a Wilson bound of 2.8e-17 at 0 of n would give a negative bar length
+                    yerr=[(group["trainable_fraction"] - group["fraction_low"]).clip(lower=0),
+                          (group["fraction_high"] - group["trainable_fraction"]).clip(lower=0)],
                     fmt="-o", capsize=3, color=palette.get(architecture), label=str(architecture).upper(), lw=1.8)
     _depth_axis(ax, frame["depth"])
     ax.set_ylim(-0.05, 1.05)
