@@ -6,7 +6,6 @@ written), 1 on an internal failure.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 

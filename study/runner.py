@@ -106,14 +106,20 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def _complete_lines(path: Path) -> tuple[list[str], bool]:
+    """A table's lines without a last row torn by a kill, and whether one was torn."""
+    if not path.exists():
+        return [], False
+    text = path.read_text(encoding="utf-8")
+    torn = bool(text) and not text.endswith("\n")
+    if torn:
+        text = text[: text.rfind("\n") + 1]
+    return text.splitlines(), torn
+
+
 def keep_rows(path: Path, keep_trial_ids: set[str], *, last_per_trial: bool = False) -> int:
     """Rewrite a table keeping rows of the given trials; drops a torn last line. Returns rows removed."""
-    if not path.exists():
-        return 0
-    text = path.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]  # a row torn by a kill
-    lines = text.splitlines()
+    lines, torn = _complete_lines(path)
     if not lines:
         return 0
     reader = csv.reader(lines)
@@ -124,6 +130,8 @@ def keep_rows(path: Path, keep_trial_ids: set[str], *, last_per_trial: bool = Fa
         latest = {row[trial_column]: row for row in rows}
         rows = [row for row in rows if latest[row[trial_column]] is row]
     removed = len(lines) - 1 - len(rows)
+    if removed == 0 and not torn:
+        return 0  # nothing to drop: leave a large epochs.csv alone
     temporary = path.with_suffix(".tmp")
     with open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -244,14 +252,8 @@ def repeat_trial_id(cell_index: int, seed_index: int) -> str:
 
 def _finished_repeats(run_dir: Path) -> set[str]:
     """Repeat trials whose trials.csv row was written (their records are complete)."""
-    path = run_dir / TRIALS_FILE
-    if not path.exists():
-        return set()
-    with open(path, newline="", encoding="utf-8") as handle:
-        text = handle.read()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    return {row["trial_id"] for row in csv.DictReader(text.splitlines()) if row.get("phase") == "repeat"}
+    rows = csv.DictReader(_complete_lines(run_dir / TRIALS_FILE)[0])
+    return {row["trial_id"] for row in rows if row.get("phase") == "repeat"}
 
 
 def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress: Progress | None) -> None:

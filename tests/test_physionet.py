@@ -10,7 +10,7 @@ from scipy.signal import resample_poly
 
 from study.datasets import default_data_dir, load_dataset
 from study.datasets import physionet
-from study.datasets.physionet import AAMI_CLASSES, DS1, DS2
+from study.datasets.physionet import AAMI_CLASSES, DS1
 from study.errors import BadInput
 
 # Four real records with beats of all four AAMI classes: three DS1, one DS2.

@@ -1,7 +1,6 @@
 """End-to-end studies on tiny data: tables, equal budgets per cell, every tuner, resume, locking, reports."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.config import load_space, with_overrides
+from study.config import load_space
 from study.runner import run_study
 from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS, read_classes, read_epochs, read_manifest, read_trials
 from tests.conftest import PROJECT_ROOT, run_cli, write_space

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from study.datasets import check_parameters, load_dataset
-from study.datasets.ucr import stratified_split
+from study.datasets.splits import stratified_split
 from study.errors import BadInput
 
 # Labels 10, 2 and 1: numeric order (1, 2, 10) differs from string order (1, 10, 2).

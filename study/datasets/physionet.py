@@ -73,7 +73,7 @@ from wfdb.io._signal import BYTES_PER_SAMPLE
 
 from study.datasets import Dataset, DatasetSpec, register
 from study.datasets.cache import cached
-from study.datasets.ucr import check_fraction, check_seed, require_every_class, stratified_split
+from study.datasets.splits import check_fraction, check_seed, require_every_class, stratified_split
 from study.errors import BadInput, check_choice
 
 #: de Chazal et al. (2004) inter-patient groups of the 44 non-paced MIT-BIH records.
