@@ -21,9 +21,22 @@ import yaml
 from study.errors import BadInput, check_choice
 
 ROLES = ("scientific", "nuisance", "fixed")
-TUNERS = ("random", "bayesian", "hyperband", "grid")
+TUNERS = ("random", "quasi_random", "bayesian", "hyperband", "grid")
+#: Tuners whose budget is ``trials_per_cell`` (grid runs its full grid, hyperband its schedule).
+TRIAL_BUDGET_TUNERS = ("random", "quasi_random", "bayesian")
 WEIGHT_DECAY_TYPES = ("l2", "adamw")
-STUDY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")  # used with fullmatch: no trailing newline slips through
+
+#: Documented upper bounds (README, "Search spaces"); they apply to fixed values, listed values and ranges.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_LEARNING_RATE = 10.0
+MAX_WEIGHT_DECAY = 1.0
+MAX_DEPTH = 64
+MAX_WIDTH = 4096
+MAX_KERNEL_SIZE = 1024
+MAX_TRIALS_PER_CELL = 10_000
+MAX_REPEAT_SEEDS = 1000
 
 
 @dataclass(frozen=True)
@@ -58,27 +71,35 @@ def _architectures() -> tuple[str, ...]:
 #: Every hyperparameter a space may mention. Names missing from a space are fixed at their default.
 HYPERPARAMETERS: dict[str, HyperparameterKind] = {
     "architecture": HyperparameterKind(str, "lstm", description="model family (see study.models.MODELS)"),
-    "depth": HyperparameterKind(int, 2, minimum=1, description="stacked LSTM layers or Conv1D blocks"),
-    "width": HyperparameterKind(int, 32, minimum=1, description="LSTM units or Conv1D filters per layer"),
-    "kernel_size": HyperparameterKind(int, 7, minimum=1, description="Conv1D kernel size (CNN only)"),
+    "depth": HyperparameterKind(int, 2, minimum=1, maximum=MAX_DEPTH,
+                                description="stacked LSTM layers or Conv1D blocks"),
+    "width": HyperparameterKind(int, 32, minimum=1, maximum=MAX_WIDTH,
+                                description="LSTM units or Conv1D filters per layer"),
+    "kernel_size": HyperparameterKind(int, 7, minimum=1, maximum=MAX_KERNEL_SIZE,
+                                      description="Conv1D kernel size (CNN only)"),
     "dropout": HyperparameterKind(float, 0.0, minimum=0.0, maximum=1.0, maximum_exclusive=True,
                                   description="dropout rate after every layer or block"),
     "recurrent_dropout": HyperparameterKind(float, 0.0, minimum=0.0, maximum=1.0, maximum_exclusive=True,
                                             description="LSTM recurrent dropout (> 0 leaves the cuDNN kernel)"),
-    "weight_decay": HyperparameterKind(float, 0.0, minimum=0.0, description="L2 factor or AdamW decoupled decay"),
+    "weight_decay": HyperparameterKind(float, 0.0, minimum=0.0, maximum=MAX_WEIGHT_DECAY,
+                                       description="L2 factor or AdamW decoupled decay"),
     "weight_decay_type": HyperparameterKind(str, "l2", choices=WEIGHT_DECAY_TYPES,
                                             description="'l2' kernel penalty or 'adamw' decoupled decay"),
-    "learning_rate": HyperparameterKind(float, 1e-3, minimum=0.0, minimum_exclusive=True, description="Adam(W) step size"),
-    "epochs": HyperparameterKind(int, 20, minimum=1, description="training epochs per trial"),
-    "batch_size": HyperparameterKind(int, 64, minimum=1, description="examples per gradient step"),
+    "learning_rate": HyperparameterKind(float, 1e-3, minimum=0.0, minimum_exclusive=True, maximum=MAX_LEARNING_RATE,
+                                        description="Adam(W) step size"),
+    "epochs": HyperparameterKind(int, 20, minimum=1, maximum=MAX_EPOCHS, description="training epochs per trial"),
+    "batch_size": HyperparameterKind(int, 64, minimum=1, maximum=MAX_BATCH_SIZE,
+                                     description="examples per gradient step"),
 }
 
 _SPEC_KEYS = ("role", "value", "values", "min", "max", "step", "log")
-_TOP_KEYS = ("name", "dataset", "tuner", "training", "repeats", "hyperparameters")
+_TOP_KEYS = ("name", "dataset", "tuner", "training", "repeats", "analysis", "hyperparameters")
 _DATASET_KEYS = ("name", "parameters")
 _TUNER_KEYS = ("name", "trials_per_cell", "seed", "hyperband_factor", "hyperband_iterations", "max_consecutive_failures")
-_TRAINING_KEYS = ("train_eval_size", "onset_tolerance", "class_weights")
+_TRAINING_KEYS = ("train_eval_size", "class_weights")
 _REPEATS_KEYS = ("seeds",)
+_ANALYSIS_KEYS = ("trained_above_chance", "onset_tolerance", "train_fall_fraction", "target_train_loss",
+                  "target_quantile", "alpha", "permutations", "calibration_studies", "minimum_units")
 
 
 @dataclass(frozen=True)
@@ -134,11 +155,48 @@ class TunerConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How trials are evaluated: the inference-mode train subset size and the overfit-onset tolerance."""
+    """How trials are trained and evaluated: the inference-mode train subset size and class weighting."""
 
     train_eval_size: int | None = None  # None: the size of the validation split
-    onset_tolerance: float = 0.05
     class_weights: bool = False
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How a finished study is analysed (the ``analysis:`` section; every field optional).
+
+    - ``trained_above_chance``: a trial has trained when its best train balanced accuracy exceeds
+      1 / (number of classes) by more than this; in (0, 1).
+    - ``onset_tolerance``: nats above its minimum the validation loss must stay for overfitting to
+      have set in (the overfit onset); finite and >= 0.
+    - ``train_fall_fraction``: fraction of its first-epoch value the train loss must fall by; in [0, 1).
+    - ``target_train_loss``: train loss (nats) a trial must reach, ``"auto"`` or a positive finite number.
+    - ``target_quantile``: with ``target_train_loss: auto``, the quantile of the trials' best train
+      losses taken as the target; in (0, 1).
+    - ``alpha``: significance level of the tests; in (0, 0.5].
+    - ``permutations``: permutations of a permutation test; an integer in [99, 100000].
+    - ``calibration_studies``: simulated studies that calibrate the verdict; an integer in [0, 10000]
+      (0 skips the calibration simulation).
+    - ``minimum_units``: fewest independent units (seeds, trials) a comparison needs; an integer >= 2.
+    """
+
+    trained_above_chance: float = 0.1
+    onset_tolerance: float = 0.05
+    train_fall_fraction: float = 0.05
+    target_train_loss: float | str = "auto"
+    target_quantile: float = 0.75
+    alpha: float = 0.05
+    permutations: int = 1999
+    calibration_studies: int = 1000
+    minimum_units: int = 3
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> AnalysisConfig:
+        """Build from a manifest's ``space["analysis"]`` (missing: defaults); bad values raise BadInput."""
+        if mapping is None:
+            return cls()
+        section = dict(mapping) if isinstance(mapping, Mapping) else mapping
+        return _analysis_config(_mapping(section, "manifest.json", "analysis", _ANALYSIS_KEYS), "manifest.json")
 
 
 @dataclass(frozen=True)
@@ -152,6 +210,7 @@ class SearchSpace:
     training: TrainingConfig
     repeat_seeds: int
     hyperparameters: Mapping[str, HyperparameterSpec]
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def with_role(self, role: str) -> list[HyperparameterSpec]:
         return [spec for spec in self.hyperparameters.values() if spec.role == role]
@@ -178,11 +237,35 @@ class SearchSpace:
             "tuner": dataclasses.asdict(self.tuner),
             "training": dataclasses.asdict(self.training),
             "repeats": {"seeds": self.repeat_seeds},
+            "analysis": dataclasses.asdict(self.analysis),
             "hyperparameters": {name: spec.to_dict() for name, spec in self.hyperparameters.items()},
         }
 
 
 # --------------------------------------------------------------------------- loading
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A key repeated within one YAML mapping (PyYAML would silently keep the last)."""
+
+    def __init__(self, key: Any, mark: yaml.Mark):
+        super().__init__(problem=f"duplicate key {key!r}", problem_mark=mark)
+        self.key = key
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loading (no object tags) that rejects a key repeated within one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merge keys (<<) may be overridden; unhashable keys fail in the base class
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -196,7 +279,11 @@ def load_space(path: str | Path) -> SearchSpace:
     except (OSError, UnicodeDecodeError) as error:
         raise BadInput(f"cannot read: {error}", source=source) from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no object tags
+    except _DuplicateKey as error:
+        mark = error.problem_mark
+        raise BadInput(f"duplicate key {error.key!r} at line {mark.line + 1}, column {mark.column + 1}; "
+                       "allowed: each key once per mapping", source=source, key=str(error.key)) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -211,7 +298,7 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
     name = top.get("name", default_name)
     check_study_name(name, source=source, key="name")
 
-    dataset_section = _mapping(top.get("dataset", {}), source, "dataset", _DATASET_KEYS)
+    dataset_section = _section(top, "dataset", source, _DATASET_KEYS)
     dataset_name = dataset_section.get("name", DatasetConfig.name)
     if not isinstance(dataset_name, str):
         raise BadInput(f"expected a dataset name string, got {dataset_name!r}", source=source, key="dataset.name")
@@ -220,13 +307,20 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
 
     parameters = check_parameters(dataset_name, dict(parameters), source=source)
 
-    tuner = _tuner_config(_mapping(top.get("tuner", {}) or {}, source, "tuner", _TUNER_KEYS), source)
-    training = _training_config(_mapping(top.get("training", {}) or {}, source, "training", _TRAINING_KEYS), source)
-    repeats = _mapping(top.get("repeats", {}) or {}, source, "repeats", _REPEATS_KEYS)
-    repeat_seeds = _integer(repeats.get("seeds", 5), source, "repeats.seeds", minimum=0)
+    tuner = _tuner_config(_section(top, "tuner", source, _TUNER_KEYS), source)
+    if isinstance(top.get("training"), dict) and "onset_tolerance" in top["training"]:
+        raise BadInput("moved to analysis.onset_tolerance; allowed here: " + ", ".join(_TRAINING_KEYS),
+                       source=source, key="training.onset_tolerance")
+    training = _training_config(_section(top, "training", source, _TRAINING_KEYS), source)
+    repeats = _section(top, "repeats", source, _REPEATS_KEYS)
+    repeat_seeds = _integer(repeats.get("seeds", 5), source, "repeats.seeds", minimum=0, maximum=MAX_REPEAT_SEEDS)
+    analysis = _analysis_config(_section(top, "analysis", source, _ANALYSIS_KEYS), source)
 
     if "hyperparameters" not in top:
         raise BadInput("missing; list the hyperparameters with their roles", source=source, key="hyperparameters")
+    if top["hyperparameters"] is None:
+        raise BadInput("is null; give a mapping of the hyperparameters to their roles", source=source,
+                       key="hyperparameters")
     raw = _mapping(top["hyperparameters"], source, "hyperparameters", tuple(HYPERPARAMETERS))
     specs = {}
     for hp_name, kind in HYPERPARAMETERS.items():
@@ -242,6 +336,7 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
         training=training,
         repeat_seeds=repeat_seeds,
         hyperparameters=specs,
+        analysis=analysis,
     )
     _check_combination(space)
     return space
@@ -265,15 +360,26 @@ def with_overrides(space: SearchSpace, *, name: str | None = None, dataset: str 
         check_choice(tuner, TUNERS, source=source, key="--tuner")
         tuner_changes["name"] = tuner
     if trials is not None:
-        tuner_changes["trials_per_cell"] = _integer(trials, source, "--trials", minimum=1)
+        tuner_name = tuner_changes.get("name", space.tuner.name)
+        if tuner_name not in TRIAL_BUDGET_TUNERS:
+            budget = "the full grid" if tuner_name == "grid" else "its schedule (hyperband_factor, epochs)"
+            raise BadInput(f"--trials has no effect with the {tuner_name} tuner: it runs {budget} in every cell; "
+                           f"allowed with: {', '.join(TRIAL_BUDGET_TUNERS)}", source=source, key="--trials")
+        tuner_changes["trials_per_cell"] = _integer(trials, source, "--trials", minimum=1,
+                                                    maximum=MAX_TRIALS_PER_CELL)
     if seed is not None:
         tuner_changes["seed"] = _integer(seed, source, "--seed", minimum=0)
     if tuner_changes:
         changes["tuner"] = dataclasses.replace(space.tuner, **tuner_changes)
     if repeat_seeds is not None:
-        changes["repeat_seeds"] = _integer(repeat_seeds, source, "--seeds", minimum=0)
+        changes["repeat_seeds"] = _integer(repeat_seeds, source, "--seeds", minimum=0, maximum=MAX_REPEAT_SEEDS)
     if epochs is not None:
-        _integer(epochs, source, "--epochs", minimum=1)
+        _integer(epochs, source, "--epochs", minimum=1, maximum=MAX_EPOCHS)
+        role = space.hyperparameters["epochs"].role
+        if role != "fixed":
+            raise BadInput(f"epochs is a {role} hyperparameter of {space.source}; --epochs only replaces a fixed "
+                           "epochs value (changing it would change the study's design)", source=source,
+                           key="--epochs")
         specs = dict(space.hyperparameters)
         specs["epochs"] = HyperparameterSpec("epochs", "fixed", values=(int(epochs),))
         changes["hyperparameters"] = specs
@@ -283,7 +389,7 @@ def with_overrides(space: SearchSpace, *, name: str | None = None, dataset: str 
 
 
 def check_study_name(name: Any, *, source: str, key: str) -> None:
-    if not isinstance(name, str) or not STUDY_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not STUDY_NAME_PATTERN.fullmatch(name):
         raise BadInput(f"study name {name!r} may only hold letters, digits, '-' and '_'", source=source, key=key)
 
 
@@ -302,11 +408,23 @@ def _mapping(value: Any, source: str, key: str | None, allowed: tuple[str, ...] 
     return value
 
 
-def _integer(value: Any, source: str, key: str, *, minimum: int | None = None) -> int:
+def _section(top: dict[str, Any], key: str, source: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A top-level section: omitted means defaults ({}), but an explicit null is rejected."""
+    if key not in top:
+        return {}
+    if top[key] is None:
+        raise BadInput(f"is null; give a mapping with keys {', '.join(allowed)}, or leave the section out for "
+                       "the defaults", source=source, key=key)
+    return _mapping(top[key], source, key, allowed)
+
+
+def _integer(value: Any, source: str, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadInput(f"expected an integer, got {value!r}", source=source, key=key)
-    if minimum is not None and value < minimum:
-        raise BadInput(f"must be an integer >= {minimum}, got {value}", source=source, key=key)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        allowed = " and ".join(bound for bound in (None if minimum is None else f">= {minimum}",
+                                                   None if maximum is None else f"<= {maximum}") if bound)
+        raise BadInput(f"must be an integer {allowed}, got {value}", source=source, key=key)
     return value
 
 
@@ -316,6 +434,53 @@ def _number(value: Any, source: str, key: str) -> float:
     return float(value)
 
 
+def _in_interval(value: Any, source: str, key: str, low: float, high: float | None, *,
+                 low_open: bool, high_open: bool) -> float:
+    """A finite number in the interval from low to high (open or closed at either end); high None: unbounded."""
+    number = _number(value, source, key)
+    below = number <= low if low_open else number < low
+    above = high is not None and (number >= high if high_open else number > high)
+    if below or above:
+        if high is None:
+            interval = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise BadInput(f"must be a number {interval}, got {number:g}", source=source, key=key)
+    return number
+
+
+def _analysis_config(section: Mapping[str, Any], source: str) -> AnalysisConfig:
+    """Validate an ``analysis`` section (keys already checked) into an :class:`AnalysisConfig`."""
+    defaults = AnalysisConfig()
+
+    def get(name: str) -> Any:
+        return section.get(name, getattr(defaults, name))
+
+    target = get("target_train_loss")
+    if target != "auto":
+        if isinstance(target, str) or isinstance(target, bool) or not isinstance(target, (int, float)) \
+                or not math.isfinite(target) or target <= 0:
+            raise BadInput(f"allowed: 'auto' or a positive finite number of nats, got {target!r}", source=source,
+                           key="analysis.target_train_loss")
+        target = float(target)
+    return AnalysisConfig(
+        trained_above_chance=_in_interval(get("trained_above_chance"), source, "analysis.trained_above_chance",
+                                          0.0, 1.0, low_open=True, high_open=True),
+        onset_tolerance=_in_interval(get("onset_tolerance"), source, "analysis.onset_tolerance", 0.0, None,
+                                     low_open=False, high_open=False),
+        train_fall_fraction=_in_interval(get("train_fall_fraction"), source, "analysis.train_fall_fraction",
+                                         0.0, 1.0, low_open=False, high_open=True),
+        target_train_loss=target,
+        target_quantile=_in_interval(get("target_quantile"), source, "analysis.target_quantile", 0.0, 1.0,
+                                     low_open=True, high_open=True),
+        alpha=_in_interval(get("alpha"), source, "analysis.alpha", 0.0, 0.5, low_open=True, high_open=False),
+        permutations=_integer(get("permutations"), source, "analysis.permutations", minimum=99, maximum=100_000),
+        calibration_studies=_integer(get("calibration_studies"), source, "analysis.calibration_studies",
+                                     minimum=0, maximum=10_000),
+        minimum_units=_integer(get("minimum_units"), source, "analysis.minimum_units", minimum=2),
+    )
+
+
 def _tuner_config(section: dict[str, Any], source: str) -> TunerConfig:
     defaults = TunerConfig()
     name = section.get("name", defaults.name)
@@ -323,7 +488,7 @@ def _tuner_config(section: dict[str, Any], source: str) -> TunerConfig:
     return TunerConfig(
         name=name,
         trials_per_cell=_integer(section.get("trials_per_cell", defaults.trials_per_cell), source,
-                                 "tuner.trials_per_cell", minimum=1),
+                                 "tuner.trials_per_cell", minimum=1, maximum=MAX_TRIALS_PER_CELL),
         seed=_integer(section.get("seed", defaults.seed), source, "tuner.seed", minimum=0),
         hyperband_factor=_integer(section.get("hyperband_factor", defaults.hyperband_factor), source,
                                   "tuner.hyperband_factor", minimum=2),
@@ -338,14 +503,10 @@ def _training_config(section: dict[str, Any], source: str) -> TrainingConfig:
     size = section.get("train_eval_size")
     if size is not None:
         size = _integer(size, source, "training.train_eval_size", minimum=1)
-    tolerance = _number(section.get("onset_tolerance", TrainingConfig.onset_tolerance), source,
-                        "training.onset_tolerance")
-    if tolerance < 0:
-        raise BadInput(f"must be >= 0, got {tolerance}", source=source, key="training.onset_tolerance")
     class_weights = section.get("class_weights", False)
     if not isinstance(class_weights, bool):
         raise BadInput(f"expected true or false, got {class_weights!r}", source=source, key="training.class_weights")
-    return TrainingConfig(train_eval_size=size, onset_tolerance=tolerance, class_weights=class_weights)
+    return TrainingConfig(train_eval_size=size, class_weights=class_weights)
 
 
 def _check_value(name: str, value: Any, kind: HyperparameterKind, source: str, key: str) -> Any:
@@ -424,6 +585,12 @@ def _hyperparameter(name: str, raw: Any, kind: HyperparameterKind, source: str) 
         if log and step <= 1:
             raise BadInput("with log sampling, step is a factor (as in keras-tuner) and must be > 1",
                            source=source, key=f"{key}.step")
+        span = maximum / minimum if log else maximum - minimum
+        if step > span and not math.isclose(step, span):  # isclose: 0.3 - 0.1 is 0.19999999999999998
+            what, low = ("factor", 1) if log else ("step", 0)
+            measure = "max / min" if log else "max - min"
+            raise BadInput(f"{what} {step:g} is larger than the range {measure} = {span:g}; "
+                           f"allowed: a {what} in ({low}, {span:g}]", source=source, key=f"{key}.step")
     return HyperparameterSpec(name, role, minimum=minimum, maximum=maximum, step=step, log=log)
 
 

@@ -122,7 +122,13 @@ class EpochRecorder(keras.callbacks.Callback):
         self.best_val_loss = math.inf
         self.best_epoch: int | None = None
         self.best_weights: list[np.ndarray] | None = None
+        self.diverged_epoch: int | None = None
         self._epoch_start = 0.0
+
+    @property
+    def diverged(self) -> bool:
+        """Whether a train, validation or Keras fit loss became NaN or infinite."""
+        return self.diverged_epoch is not None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_start = time.perf_counter()
@@ -150,5 +156,7 @@ class EpochRecorder(keras.callbacks.Callback):
             self.best_val_loss = val.loss
             self.best_epoch = epoch + 1
             self.best_weights = [np.array(weight, copy=True) for weight in self.model.get_weights()]
-        if not (math.isfinite(train.loss) and math.isfinite(fit_loss)):
+        if not (math.isfinite(train.loss) and math.isfinite(val.loss) and math.isfinite(fit_loss)):
+            if self.diverged_epoch is None:
+                self.diverged_epoch = epoch + 1
             self.model.stop_training = True

@@ -142,7 +142,7 @@ def keep_rows(path: Path, keep_trial_ids: set[str], *, last_per_trial: bool = Fa
 
 
 def _comparable(space_dict: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in space_dict.items() if key not in ("source",)}
+    return {key: value for key, value in space_dict.items() if key not in ("source", "analysis")}
 
 
 def train_eval_indices(dataset: Dataset, space: SearchSpace) -> np.ndarray:
@@ -192,7 +192,7 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
             *, verbose: bool) -> Path:
     import keras
 
-    from study.tuning import StratifiedOracle, StudyContext, StudyTuner
+    from study.tuning import StratifiedOracle, StudyContext, StudyTuner, epochs_per_cell
 
     oracle_seed = space.tuner.seed + 1  # keras-tuner treats seed 0 as "no seed"
     indices = train_eval_indices(dataset, space)
@@ -224,6 +224,7 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
     repeat_total = len(oracle.cells) * space.repeat_seeds
     total = oracle.max_trials + repeat_total
     manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell,
+                          "epochs_per_cell": epochs_per_cell(space), "paired_settings": oracle.paired,
                           "trials": oracle.max_trials, "repeat_seeds": space.repeat_seeds,
                           "repeat_trials": repeat_total}
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
@@ -263,18 +264,19 @@ def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress:
     from study.config import HYPERPARAMETERS
     from study.recording import RowWriter
     from study.tables import HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS, read_trials
-    from study.tuning import StudyContext, train_trial, trial_seed
+    from study.statistics.selection import best_per_cell
+    from study.tuning import SETTING_KEY, StudyContext, train_trial, trial_seed
 
     space = context.space
     if space.repeat_seeds == 0:
         return
     trials = read_trials(context.run_dir)
-    tuned = trials[(trials["phase"] == "tune") & (trials["status"] == "completed")]
+    winners = best_per_cell(trials, space.scientific_names)
     repeat_context = StudyContext(space=space, dataset=context.dataset, run_dir=context.run_dir,
                                   train_eval_indices=context.train_eval_indices, phase="repeat")
     writer = RowWriter(context.trials_path, TRIAL_COLUMNS)
     for cell_index, cell in enumerate(cells):
-        in_cell = tuned
+        in_cell = winners
         for name, value in cell.items():
             in_cell = in_cell[in_cell[name].astype(str) == str(value)]
         for seed_index in range(space.repeat_seeds):
@@ -285,9 +287,11 @@ def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress:
                 writer.append([{"trial_id": trial_id, "phase": "repeat", "status": "failed", **cell,
                                 "message": "no completed tuning trial in this cell"}])
             else:
-                best = in_cell.sort_values(["best_val_loss", "trial_id"]).iloc[0]
+                best = in_cell.iloc[0]
                 values = {name: HYPERPARAMETERS[name].value_type(best[name]) if not pd.isna(best[name])
                           else HYPERPARAMETERS[name].default for name in HYPERPARAMETER_COLUMNS}
+                if "setting" in best.index and not pd.isna(best["setting"]):
+                    values[SETTING_KEY] = int(best["setting"])
                 seed = trial_seed(space.tuner.seed, 1, cell_index, seed_index)
                 try:
                     row = train_trial(repeat_context, trial_id, values, seed)

@@ -36,7 +36,7 @@ EPOCH_METRIC_COLUMNS = [
 EPOCH_COLUMNS = ["trial_id", "phase", *HYPERPARAMETER_COLUMNS, "seed", "epoch", *EPOCH_METRIC_COLUMNS]
 
 TRIAL_COLUMNS = [
-    "trial_id", "phase", "status", *HYPERPARAMETER_COLUMNS, "seed", "parameter_count",
+    "trial_id", "phase", "status", *HYPERPARAMETER_COLUMNS, "seed", "setting", "parent_trial_id", "epochs_allotted", "parameter_count",
     "epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "gap_at_best", "final_gap",
     "gap_growth", "overfit_onset", "test_loss", "test_accuracy", "test_macro_f1",
     "test_balanced_accuracy", "seconds", "message",
@@ -47,7 +47,8 @@ CLASS_COLUMNS = ["trial_id", "phase", "class_name", "precision", "recall", "f1",
 
 #: Trial statuses as written to trials.csv.
 COMPLETED = "completed"
-FAILED = "failed"
+FAILED = "failed"        # crashed: an exception, no usable curve
+DIVERGED = "diverged"    # a loss became NaN or infinite; the curve up to then is kept
 
 
 def read_epochs(run_dir: Path) -> pd.DataFrame:

@@ -31,11 +31,23 @@ from study.datasets import Dataset
 from study.models import build_model, compile_model
 from study.recording import (EpochRecorder, RowWriter, per_class_scores, predict_probabilities,
                              score_probabilities)
-from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, EPOCH_COLUMNS, FAILED, HYPERPARAMETER_COLUMNS,
-                          TRIAL_COLUMNS)
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, EPOCH_COLUMNS, FAILED,
+                          HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS)
 
 OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
 HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
+
+#: The trial value that carries a tuning trial's nuisance draw index within its cell (see StratifiedOracle).
+SETTING_KEY = "study/setting"
+
+#: Tuners whose cells all receive the same sequence of nuisance settings (common random numbers).
+#: Bayesian optimisation adapts each cell's draws to that cell's results, so its cells are not paired.
+PAIRED_TUNERS = ("random", "quasi_random", "grid", "hyperband")
+
+#: The objective reported to the oracle for a trial that never gave a finite validation loss. keras-tuner
+#: promotes only completed trials, so a diverged trial is reported as completed with the worst possible
+#: score: Hyperband then fills every bracket in every cell and each cell spends the same epochs.
+DIVERGED_OBJECTIVE = 1.0e12
 
 
 def cell_key(cell: dict[str, Any]) -> str:
@@ -64,6 +76,45 @@ def keras_tuner_space(space: SearchSpace, roles: tuple[str, ...]) -> keras_tuner
     return hyperparameters
 
 
+class QuasiRandomOracle(keras_tuner.Oracle):
+    """Quasi-random search: the j-th trial takes the j-th point of a scrambled Halton sequence.
+
+    The Deep Learning Tuning Playbook recommends quasi-random search for exploring nuisance
+    hyperparameters: low-discrepancy points cover the space more evenly than independent draws, and
+    every cell oracle built with the same seed proposes the same sequence, so cells are compared on the
+    same settings. Points come from ``scipy.stats.qmc.Halton`` and are mapped to values by keras-tuner's
+    own ``prob_to_value`` of each hyperparameter (log sampling and steps included).
+    """
+
+    def __init__(self, max_trials: int, **kwargs: Any):
+        super().__init__(max_trials=max_trials, **kwargs)
+        self._next_point = 0
+
+    def populate_space(self, trial_id):
+        if self._next_point >= self.max_trials:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        from scipy.stats import qmc
+
+        space = [hp for hp in self.hyperparameters.space
+                 if not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed)]
+        values = {}
+        if space:
+            sampler = qmc.Halton(d=len(space), scramble=True, seed=self.seed)
+            point = sampler.random(self._next_point + 1)[-1]
+            values = {hp.name: hp.prob_to_value(float(probability)) for hp, probability in zip(space, point)}
+        self._next_point += 1
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def get_state(self):
+        state = super().get_state()
+        state["next_point"] = self._next_point
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._next_point = int(state.get("next_point", 0))
+
+
 def _inner_oracle(space: SearchSpace, seed: int) -> keras_tuner.Oracle:
     """One keras-tuner oracle over the nuisance hyperparameters of one cell."""
     tuner = space.tuner
@@ -71,6 +122,8 @@ def _inner_oracle(space: SearchSpace, seed: int) -> keras_tuner.Oracle:
                   tune_new_entries=False, allow_new_entries=False, max_consecutive_failed_trials=10**9)
     if tuner.name == "random":
         return keras_tuner.oracles.RandomSearchOracle(max_trials=tuner.trials_per_cell, **common)
+    if tuner.name == "quasi_random":
+        return QuasiRandomOracle(max_trials=tuner.trials_per_cell, **common)
     if tuner.name == "bayesian":
         return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=tuner.trials_per_cell, **common)
     if tuner.name == "grid":
@@ -82,10 +135,31 @@ def _inner_oracle(space: SearchSpace, seed: int) -> keras_tuner.Oracle:
     raise ValueError(f"unknown tuner {tuner.name!r}")
 
 
+def epochs_per_cell(space: SearchSpace) -> int | None:
+    """The epochs every cell is allotted by the tuner (None when epochs is not fixed).
+
+    Hyperband: the sum over its schedule of (epochs of a round - epochs of the
+    round it continues), diverged trials included (they are completed with the
+    worst score, so every bracket fills in every cell).
+    """
+    if space.hyperparameters["epochs"].role != "fixed":
+        return None
+    epochs = int(space.hyperparameters["epochs"].fixed_value)
+    if space.tuner.name != "hyperband":
+        return trials_per_cell(space) * epochs
+    oracle = _inner_oracle(space, seed=1)
+    total = 0
+    for bracket in range(oracle._get_num_brackets()):
+        for round_number in range(oracle._get_num_rounds(bracket)):
+            previous = oracle._get_epochs(bracket, round_number - 1) if round_number else 0
+            total += oracle._get_size(bracket, round_number) * (oracle._get_epochs(bracket, round_number) - previous)
+    return total * space.tuner.hyperband_iterations
+
+
 def trials_per_cell(space: SearchSpace) -> int:
     """The number of trials every cell gets under the space's tuner."""
     tuner = space.tuner
-    if tuner.name in ("random", "bayesian"):
+    if tuner.name in ("random", "quasi_random", "bayesian"):
         return tuner.trials_per_cell
     if tuner.name == "grid":
         return math.prod(len(list(hp.values)) for hp in keras_tuner_space(space, ("nuisance",)).space) or 1
@@ -112,12 +186,18 @@ class StratifiedOracle(keras_tuner.Oracle):
                          tune_new_entries=False, allow_new_entries=False, seed=seed,
                          max_consecutive_failed_trials=max_consecutive_failed_trials)
         self.fixed = space.fixed_values()
-        # Far-apart seeds: keras-tuner's random sampling steps its seed by one per value drawn, so cell
-        # oracles seeded seed+1, seed+2, ... would replay each other's draws one trial later.
-        self.inner = {key: _inner_oracle(space, seed=trial_seed(seed, 2, index)) for index, key in enumerate(self.cells)}
+        # Paired tuners: every cell oracle gets the same seed, so the j-th nuisance setting of every cell is
+        # the same (common random numbers) and cells differ in their scientific values alone. Bayesian
+        # optimisation adapts to each cell's results, so its cells get far-apart seeds instead
+        # (keras-tuner's random sampling steps its seed by one per value drawn: seeds seed+1, seed+2, ...
+        # would replay each other's draws one trial later).
+        self.paired = space.tuner.name in PAIRED_TUNERS
+        self.inner = {key: _inner_oracle(space, seed=trial_seed(seed, 2, 0 if self.paired else index))
+                      for index, key in enumerate(self.cells)}
         for oracle in self.inner.values():
             oracle.verbose = 0
-        self.cell_of_trial: dict[str, list[str]] = {}
+        # study trial id -> [cell key, cell oracle's trial id, setting index]
+        self.cell_of_trial: dict[str, list[Any]] = {}
         self._finished_cells: set[str] = set()
 
     # -- persistence: the cell oracles live in <project>/cells/<cell key>/
@@ -161,7 +241,7 @@ class StratifiedOracle(keras_tuner.Oracle):
 
     # -- search
     def populate_space(self, trial_id):
-        counts = collections.Counter(key for key, _ in self.cell_of_trial.values())
+        counts = collections.Counter(entry[0] for entry in self.cell_of_trial.values())
         order = sorted(self.cells, key=lambda key: (counts[key], list(self.cells).index(key)))
         waiting = False
         for key in order:
@@ -170,10 +250,15 @@ class StratifiedOracle(keras_tuner.Oracle):
             inner = self.inner[key]
             inner_trial = inner.create_trial(trial_id)  # the study trial id serves as the cell oracle's tuner id
             if inner_trial.status == trial_module.TrialStatus.RUNNING:
-                self.cell_of_trial[trial_id] = [key, inner_trial.trial_id]
                 values = {**self.fixed, **self.cells[key], **inner_trial.hyperparameters.values}
-                if "tuner/trial_id" in values:  # Hyperband continues a trial of this cell
+                if "tuner/trial_id" in values:  # Hyperband continues a trial of this cell: same setting
                     values["tuner/trial_id"] = self._study_trial_id(key, values["tuner/trial_id"])
+                    setting = self.setting_of(values["tuner/trial_id"])
+                else:  # a new draw: the cell's next setting index (the same draw in every paired cell)
+                    setting = len({self.setting_of(study_id) for study_id, entry in self.cell_of_trial.items()
+                                   if entry[0] == key})
+                values[SETTING_KEY] = setting
+                self.cell_of_trial[trial_id] = [key, inner_trial.trial_id, setting]
                 return {"status": trial_module.TrialStatus.RUNNING, "values": values}
             if inner_trial.status == trial_module.TrialStatus.STOPPED:
                 self._finished_cells.add(key)
@@ -182,8 +267,13 @@ class StratifiedOracle(keras_tuner.Oracle):
         status = trial_module.TrialStatus.IDLE if waiting else trial_module.TrialStatus.STOPPED
         return {"status": status}
 
+    def setting_of(self, study_trial_id: str) -> int:
+        """The nuisance setting index of a study trial (its position among its cell's draws)."""
+        entry = self.cell_of_trial[study_trial_id]
+        return int(entry[2]) if len(entry) > 2 else -1
+
     def _study_trial_id(self, key: str, inner_id: str) -> str:
-        for study_id, (cell, cell_trial_id) in self.cell_of_trial.items():
+        for study_id, (cell, cell_trial_id, *_rest) in self.cell_of_trial.items():
             if cell == key and cell_trial_id == inner_id:
                 return study_id
         raise KeyError(f"no study trial for {key} trial {inner_id}")
@@ -191,13 +281,13 @@ class StratifiedOracle(keras_tuner.Oracle):
     @keras_tuner.synchronized
     def update_trial(self, trial_id, metrics, step=0):
         trial = super().update_trial(trial_id, metrics, step=step)
-        key, inner_id = self.cell_of_trial[trial_id]
+        key, inner_id = self.cell_of_trial[trial_id][:2]
         self.inner[key].update_trial(inner_id, metrics, step=step)
         return trial
 
     @keras_tuner.synchronized
     def end_trial(self, trial):
-        key, inner_id = self.cell_of_trial[trial.trial_id]
+        key, inner_id = self.cell_of_trial[trial.trial_id][:2]
         super().end_trial(trial)
         inner = self.inner[key]
         status = self.trials[trial.trial_id].status
@@ -251,8 +341,8 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], seed: int) -> dict[str, Any]:
     """Train one configuration, record every epoch, evaluate the test split at the best epoch.
 
-    Returns the trial's row for trials.csv (status completed, or failed when no
-    epoch gave a finite validation loss).
+    Returns the trial's row for trials.csv: status completed, or diverged when a
+    loss became non-finite (the scores are then those of the best finite epoch, if any).
     """
     started = time.perf_counter()
     dataset = context.dataset
@@ -264,9 +354,12 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     epochs = int(values.get("tuner/epochs", hyperparameters["epochs"]))
     initial_epoch = int(values.get("tuner/initial_epoch", 0))
     previous = values.get("tuner/trial_id")
+    trial_columns = {"setting": values.get(SETTING_KEY), "parent_trial_id": previous,
+                     "epochs_allotted": epochs - initial_epoch}
     if previous is not None:
         model.load_weights(context.weights_dir / f"{previous}.weights.h5")
     row_base = {"trial_id": trial_id, "phase": context.phase, **hyperparameters, "seed": seed}
+
     indices = context.train_eval_indices
     recorder = EpochRecorder(train_inputs=dataset.x_train[indices], train_labels=dataset.y_train[indices],
                              val_inputs=dataset.x_val, val_labels=dataset.y_val, row_base=row_base,
@@ -275,12 +368,18 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
               initial_epoch=initial_epoch, shuffle=True, verbose=0, callbacks=[recorder],
               class_weight=class_weights(dataset.y_train, dataset.num_classes)
               if context.space.training.class_weights else None)
-    row: dict[str, Any] = {**row_base, "parameter_count": model.count_params(), "status": COMPLETED}
+    row: dict[str, Any] = {**row_base, **trial_columns, "parameter_count": model.count_params(),
+                           "status": DIVERGED if recorder.diverged else COMPLETED}
+    context.weights_dir.mkdir(exist_ok=True)
     if recorder.best_weights is None:
-        row.update(status=FAILED, message="no epoch gave a finite validation loss (training diverged)")
+        # Saved anyway: Hyperband may continue this trial (it must spend the same epochs in every cell).
+        model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
+        row.update(message="no epoch gave a finite validation loss (training diverged)")
     else:
+        if recorder.diverged:
+            row.update(message=f"a loss became non-finite at epoch {recorder.diverged_epoch}; "
+                               f"scores are those of the best epoch before it")
         model.set_weights(recorder.best_weights)
-        context.weights_dir.mkdir(exist_ok=True)
         model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
         test_probabilities = predict_probabilities(model, dataset.x_test)
         test = score_probabilities(test_probabilities, dataset.y_test)
@@ -288,7 +387,7 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
             {"trial_id": trial_id, "phase": context.phase, **scores}
             for scores in per_class_scores(test_probabilities, dataset.y_test, dataset.class_names))
         curve = measures.trial_measures(pd.DataFrame(recorder.rows),
-                                        tolerance=context.space.training.onset_tolerance)
+                                        tolerance=context.space.analysis.onset_tolerance)
         row.update({name: curve[name] for name in ("epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy",
                                                     "gap_at_best", "final_gap", "gap_growth", "overfit_onset")})
         row.update(test_loss=test.loss, test_accuracy=test.accuracy, test_macro_f1=test.macro_f1,
@@ -318,12 +417,14 @@ class StudyTuner(base_tuner.BaseTuner):
             values = trial.hyperparameters.values
             self._rows[trial_id] = {"trial_id": trial_id, "phase": self.context.phase, "status": FAILED,
                                     **{name: values.get(name) for name in HYPERPARAMETER_COLUMNS}, "seed": seed,
+                                    "setting": values.get(SETTING_KEY), "parent_trial_id": values.get("tuner/trial_id"),
                                     "message": traceback.format_exc().strip().splitlines()[-1]}
             raise
         self._rows[trial_id] = row
-        if row["status"] == FAILED:
-            raise keras_tuner.errors.FailedTrialError(row["message"])
-        return {"val_loss": float(row["best_val_loss"])}
+        best = row.get("best_val_loss")
+        # A diverged trial is a completed trial with the worst score, not a failure: keras-tuner's
+        # Hyperband promotes only completed trials, and a failure would leave its cell's brackets unfilled.
+        return {"val_loss": float(best) if best is not None and math.isfinite(float(best)) else DIVERGED_OBJECTIVE}
 
     def on_trial_end(self, trial):
         row = self._rows.pop(trial.trial_id, None)
@@ -331,4 +432,4 @@ class StudyTuner(base_tuner.BaseTuner):
             RowWriter(self.context.trials_path, TRIAL_COLUMNS).append([row])
         super().on_trial_end(trial)
         if self.progress is not None:
-            self.progress.trial_done(failed=row is None or row.get("status") == FAILED)
+            self.progress.trial_done(failed=row is None or row.get("status") in (FAILED, DIVERGED))

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
-from study.config import load_space, with_overrides
+from study.config import AnalysisConfig, TrainingConfig, load_space, with_overrides
 from study.errors import BadInput
 from tests.conftest import TINY_SPACE, run_cli, write_space
 
@@ -39,7 +41,7 @@ def test_tiny_space_roles_cells_and_defaults(tiny_space_file):
 
 @pytest.mark.parametrize("changes, key, words", [
     ({"colour": "red"}, "colour", "allowed: name, dataset"),
-    ({"tuner": {"name": "annealing"}}, "tuner.name", "'random', 'bayesian', 'hyperband', 'grid'"),
+    ({"tuner": {"name": "annealing"}}, "tuner.name", "'random', 'quasi_random', 'bayesian', 'hyperband', 'grid'"),
     ({"tuner": {"trials_per_cell": 0}}, "tuner.trials_per_cell", ">= 1"),
     ({"tuner": {"trials_per_cell": "four"}}, "tuner.trials_per_cell", "integer"),
     ({"dataset": {"name": "ptbxl"}}, "dataset.name", "synthetic_ecg"),
@@ -111,6 +113,107 @@ def test_overrides_are_validated(tiny_space_file):
                            ({"tuner": "sgd"}, "--tuner"), ({"dataset": "nope"}, "dataset.name")]:
         with pytest.raises(BadInput, match=key.replace(".", r"\.")):
             with_overrides(space, **overrides)
+
+
+def test_overrides_refuse_what_would_have_no_effect_or_change_the_design(tiny_space_file, tmp_path):
+    space = load_space(tiny_space_file)
+    for tuner in ("grid", "hyperband"):
+        with pytest.raises(BadInput, match=f"--trials has no effect with the {tuner} tuner"):
+            with_overrides(space, tuner=tuner, trials=3)
+    grid_space = load_space(write_space(tmp_path, {"tuner": {"name": "grid"}, **_hyperparameters(
+        weight_decay={"role": "nuisance", "values": [1e-5, 1e-3]})}, name="grid.yaml"))
+    with pytest.raises(BadInput, match="key '--trials': --trials has no effect with the grid tuner"):
+        with_overrides(grid_space, trials=3)
+    # --tuner is applied first: switching a grid space to random makes --trials meaningful.
+    assert with_overrides(grid_space, tuner="random", trials=3).tuner.trials_per_cell == 3
+    assert with_overrides(space, tuner="quasi_random", trials=5).tuner == \
+        dataclasses.replace(space.tuner, name="quasi_random", trials_per_cell=5)
+
+    for role, values in (("scientific", [2, 4]), ("nuisance", [2, 4])):
+        tuned = load_space(write_space(tmp_path, _hyperparameters(epochs={"role": role, "values": values}),
+                                       name=f"{role}.yaml"))
+        with pytest.raises(BadInput) as caught:
+            with_overrides(tuned, epochs=5)
+        assert f"key '--epochs': epochs is a {role} hyperparameter" in str(caught.value)
+        assert tuned.hyperparameters["epochs"].values == (2, 4)
+    with pytest.raises(BadInput, match=r"--epochs.*<= 10000"):
+        with_overrides(space, epochs=10_001)
+    with pytest.raises(BadInput, match=r"--trials.*<= 10000"):
+        with_overrides(space, trials=10_001)
+    with pytest.raises(BadInput, match=r"--seeds.*<= 1000"):
+        with_overrides(space, repeat_seeds=1001)
+
+
+def test_quasi_random_tuner_loads_with_its_trial_budget(tmp_path):
+    space = load_space(write_space(tmp_path, {"tuner": {"name": "quasi_random", "trials_per_cell": 7}}))
+    assert (space.tuner.name, space.tuner.trials_per_cell) == ("quasi_random", 7)
+
+
+def test_analysis_section_defaults_values_and_manifest(tmp_path):
+    defaults = load_space(write_space(tmp_path))
+    assert defaults.analysis == AnalysisConfig()
+    assert defaults.to_dict()["analysis"] == {
+        "trained_above_chance": 0.1, "onset_tolerance": 0.05, "train_fall_fraction": 0.05,
+        "target_train_loss": "auto", "target_quantile": 0.75, "alpha": 0.05, "permutations": 1999,
+        "calibration_studies": 1000, "minimum_units": 3}
+    assert not hasattr(TrainingConfig(), "onset_tolerance")
+    chosen = {"trained_above_chance": 0.2, "onset_tolerance": 0, "train_fall_fraction": 0.0,
+              "target_train_loss": 0.3, "target_quantile": 0.5, "alpha": 0.5, "permutations": 99,
+              "calibration_studies": 0, "minimum_units": 2}
+    space = load_space(write_space(tmp_path, {"analysis": chosen}, name="chosen.yaml"))
+    assert space.analysis == AnalysisConfig(**chosen)
+    assert isinstance(space.analysis.onset_tolerance, float) and isinstance(space.analysis.target_train_loss, float)
+    manifest = json.loads(json.dumps(space.to_dict()))
+    assert AnalysisConfig.from_mapping(manifest["analysis"]) == space.analysis
+    assert AnalysisConfig.from_mapping(None) == AnalysisConfig.from_mapping({}) == AnalysisConfig()
+    with pytest.raises(BadInput) as caught:
+        AnalysisConfig.from_mapping({"alpha": 0.9})
+    assert str(caught.value).startswith("manifest.json: key 'analysis.alpha'") and "(0, 0.5]" in str(caught.value)
+    with pytest.raises(BadInput, match="manifest.json: key 'analysis.colour': unknown key"):
+        AnalysisConfig.from_mapping({"colour": 1})
+
+
+@pytest.mark.parametrize("analysis, key, words", [
+    ({"trained_above_chance": 0}, "analysis.trained_above_chance", "in (0, 1)"),
+    ({"trained_above_chance": 1.0}, "analysis.trained_above_chance", "in (0, 1)"),
+    ({"onset_tolerance": -0.01}, "analysis.onset_tolerance", ">= 0"),
+    ({"onset_tolerance": float("inf")}, "analysis.onset_tolerance", "finite"),
+    ({"onset_tolerance": "small"}, "analysis.onset_tolerance", "finite number"),
+    ({"train_fall_fraction": 1.0}, "analysis.train_fall_fraction", "in [0, 1)"),
+    ({"train_fall_fraction": -0.1}, "analysis.train_fall_fraction", "in [0, 1)"),
+    ({"target_train_loss": "automatic"}, "analysis.target_train_loss", "'auto' or a positive finite number"),
+    ({"target_train_loss": 0}, "analysis.target_train_loss", "'auto' or a positive finite number"),
+    ({"target_train_loss": float("nan")}, "analysis.target_train_loss", "positive finite"),
+    ({"target_train_loss": True}, "analysis.target_train_loss", "positive finite"),
+    ({"target_quantile": 1}, "analysis.target_quantile", "in (0, 1)"),
+    ({"alpha": 0}, "analysis.alpha", "in (0, 0.5]"),
+    ({"alpha": 0.51}, "analysis.alpha", "in (0, 0.5]"),
+    ({"permutations": 98}, "analysis.permutations", ">= 99 and <= 100000"),
+    ({"permutations": 100_001}, "analysis.permutations", ">= 99 and <= 100000"),
+    ({"permutations": 999.0}, "analysis.permutations", "integer"),
+    ({"calibration_studies": -1}, "analysis.calibration_studies", ">= 0 and <= 10000"),
+    ({"calibration_studies": 10_001}, "analysis.calibration_studies", ">= 0 and <= 10000"),
+    ({"minimum_units": 1}, "analysis.minimum_units", ">= 2"),
+    ({"bootstrap": 1000}, "analysis.bootstrap", "allowed: trained_above_chance, onset_tolerance"),
+])
+def test_bad_analysis_values_name_file_key_and_allowed(tmp_path, analysis, key, words):
+    path = write_space(tmp_path, {"analysis": analysis})
+    with pytest.raises(BadInput) as caught:
+        load_space(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message and f"key '{key}'" in message and words in message, message
+
+
+def test_onset_tolerance_moved_from_training_to_analysis(tmp_path):
+    path = write_space(tmp_path, {"training": {"onset_tolerance": 0.1}})
+    with pytest.raises(BadInput) as caught:
+        load_space(path)
+    assert str(caught.value).startswith(f"{path}: key 'training.onset_tolerance': moved to analysis.onset_tolerance")
+    moved = load_space(write_space(tmp_path, {"training": {"class_weights": True},
+                                              "analysis": {"onset_tolerance": 0.1}}, name="moved.yaml"))
+    assert moved.analysis.onset_tolerance == 0.1 and moved.training.class_weights is True
+    assert "onset_tolerance" not in moved.to_dict()["training"]
 
 
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):

@@ -1,0 +1,250 @@
+"""Simulated studies whose answer is known: the error rate and power of the decision rule, and the
+number of units per cell that would decide an inconclusive statement.
+
+Every simulated study has the shape of a real one: two architectures, a set of
+depths, ``units_per_cell`` units (tuning settings) in every cell, paired
+settings or not. Its values are drawn from a :class:`Scenario` (null or planted
+effect) and decided by exactly the code the report uses:
+:class:`study.statistics.inference.Design` for the permutation tests and
+:func:`study.statistics.rules.decide` for the status. Studies of one shape share
+one weight matrix, so 400 studies cost one matrix product.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from study.statistics.inference import Design, midranks, permutation_p_values
+from study.statistics.rules import INCONCLUSIVE, STATUSES, decide
+
+FIRST, SECOND = "first", "second"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How simulated values arise. Slopes are per doubling of depth (log2 depth).
+
+    ``kind``: 'normal' (level + slope x log2(depth) + setting effect + noise),
+    'lognormal' (exp of that: skewed, like gaps and epochs), 'binary' (1 with
+    probability level + slope x log2(depth), clipped to [0.02, 0.98]: a setting
+    that trained). ``setting_sd``: a nuisance setting's effect, shared by every
+    cell that uses the same setting (paired designs) or drawn per unit (unpaired).
+    ``noise_sd_first/second``: per-architecture noise (unequal variances).
+    """
+
+    name: str
+    kind: str = "normal"
+    level_first: float = 0.0
+    level_second: float = 0.0
+    slope_first: float = 0.0
+    slope_second: float = 0.0
+    common_curve: tuple[float, ...] = ()
+    setting_sd: float = 0.0
+    noise_sd_first: float = 1.0
+    noise_sd_second: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("normal", "lognormal", "binary"):
+            raise ValueError(f"kind must be 'normal', 'lognormal' or 'binary', got {self.kind!r}")
+
+    @property
+    def is_null(self) -> bool:
+        """True when the architectures do not differ in how they change with depth."""
+        return math.isclose(self.slope_first, self.slope_second)
+
+
+#: Null scenarios the calibration test runs: no difference in slope between the architectures.
+NULL_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("pure noise"),
+    Scenario("shared setting effects", setting_sd=1.0),
+    Scenario("unequal variances (sd 1 vs 2)", noise_sd_second=2.0),
+    Scenario("common depth trend and a level shift", level_first=1.0, slope_first=-0.5, slope_second=-0.5,
+             setting_sd=0.5),
+    Scenario("common non-linear depth curve", common_curve=(0.0, 1.0, 0.2, 1.2), setting_sd=0.5),
+    Scenario("skewed (log-normal) values", kind="lognormal", setting_sd=0.5),
+    Scenario("binary, 80% of settings train", kind="binary", level_first=0.8, level_second=0.8),
+    Scenario("binary, LSTMs train less at every depth", kind="binary", level_first=0.6, level_second=0.85),
+)
+
+#: The planted effects the power test states: the first architecture changes with depth, the second not.
+PLANTED_CONTINUOUS = Scenario("first arm +1 sd per doubling of depth, second flat", slope_first=1.0,
+                              setting_sd=0.5)
+PLANTED_BINARY = Scenario("first arm loses 0.3 of its trainable share per doubling from 0.95, second flat",
+                          kind="binary", level_first=0.95, slope_first=-0.3, level_second=0.95)
+#: A difference that comes from the other arm: the first is flat, the second improves with depth.
+OTHER_ARM_SCENARIO = Scenario("second arm rises 0.75 sd per doubling, first flat", slope_second=0.75, setting_sd=0.5)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The layout of a study's units: depths, units (settings) per cell, paired settings or not."""
+
+    depths: tuple[float, ...]
+    units_per_cell: int
+    paired: bool = True
+
+    def units(self) -> pd.DataFrame:
+        """One row per unit: architecture ('first'/'second'), depth, setting."""
+        rows = [(architecture, depth, setting) for architecture in (FIRST, SECOND) for depth in self.depths
+                for setting in range(self.units_per_cell)]
+        return pd.DataFrame(rows, columns=["architecture", "depth", "setting"])
+
+
+def simulate_values(units: pd.DataFrame, scenario: Scenario, studies: int, rng: np.random.Generator) -> np.ndarray:
+    """A (studies x units) matrix of values for the given unit layout under ``scenario``."""
+    is_first = (units["architecture"] == FIRST).to_numpy()
+    depth = units["depth"].to_numpy(dtype=float)
+    x = np.log2(depth)
+    level = np.where(is_first, scenario.level_first, scenario.level_second)
+    slope = np.where(is_first, scenario.slope_first, scenario.slope_second)
+    mean = level + slope * x
+    if scenario.common_curve:
+        ordered = sorted(set(depth))
+        curve = {value: scenario.common_curve[index % len(scenario.common_curve)] for index, value in enumerate(ordered)}
+        mean = mean + np.array([curve[value] for value in depth])
+    if scenario.kind == "binary":
+        probability = np.clip(mean, 0.02, 0.98)
+        return (rng.random((studies, len(units))) < probability[None, :]).astype(float)
+    setting = units["setting"].to_numpy()
+    if scenario.setting_sd > 0:
+        codes = pd.factorize(setting)[0]
+        effects = rng.normal(0.0, scenario.setting_sd, size=(studies, codes.max() + 1))[:, codes]
+    else:
+        effects = 0.0
+    noise_sd = np.where(is_first, scenario.noise_sd_first, scenario.noise_sd_second)
+    values = mean[None, :] + effects + rng.normal(size=(studies, len(units))) * noise_sd[None, :]
+    return np.exp(values) if scenario.kind == "lognormal" else values
+
+
+def _unpaired_settings(units: pd.DataFrame) -> pd.DataFrame:
+    """Unpaired designs draw their own settings in every cell: give every unit its own setting code."""
+    return units.assign(setting=np.arange(len(units)))
+
+
+def status_shares(units: pd.DataFrame, scenario: Scenario, *, paired: bool, supports_sign: int, alpha: float,
+                  studies: int, permutations: int, seed: int, rank_based: bool = False) -> dict[str, float]:
+    """Share of simulated studies that end in each status, for one unit layout and scenario.
+
+    ``units`` has architecture ('first'/'second'), depth and setting. Returns
+    {status: share} for every status, plus 'decided' (any status but
+    inconclusive) and 'studies'.
+    """
+    if studies < 1:
+        raise ValueError(f"studies must be >= 1, got {studies!r}")
+    rng = np.random.default_rng(seed)
+    layout = units if paired else _unpaired_settings(units)
+    design = Design.build(layout, FIRST, SECOND, permutations=permutations, seed=seed + 1, paired=paired)
+    ordered = layout.loc[layout["architecture"].isin([FIRST, SECOND])].reset_index(drop=True)
+    values = simulate_values(ordered, scenario, studies, rng)
+    tested = midranks(values) if rank_based else values
+    difference, p_difference = permutation_p_values(design.weights_difference, tested)
+    slope_first, p_first = permutation_p_values(design.weights_first, tested)
+    statuses = decide(difference=difference, p_difference=p_difference, slope_first=slope_first, p_first=p_first,
+                      supports_sign=supports_sign, alpha=alpha)
+    shares = {status: float(np.mean(statuses == status)) for status in STATUSES}
+    shares["decided"] = 1.0 - shares[INCONCLUSIVE]
+    shares["studies"] = float(studies)
+    return shares
+
+
+def calibration_table(shapes: Iterable[Shape], scenarios: Sequence[Scenario], *, supports_sign: int = 1,
+                      alpha: float = 0.05, studies: int = 400, permutations: int = 999, seed: int = 0) -> pd.DataFrame:
+    """Status shares for every (shape, scenario): the false-positive rate of null scenarios and the
+    power of planted ones. One row per pair, with a Monte Carlo standard error of 'decided'."""
+    rows = []
+    for index, shape in enumerate(shapes):
+        for offset, scenario in enumerate(scenarios):
+            shares = status_shares(shape.units(), scenario, paired=shape.paired, supports_sign=supports_sign,
+                                   alpha=alpha, studies=studies, permutations=permutations,
+                                   seed=seed + 1000 * index + offset)
+            rows.append({"scenario": scenario.name, "null": scenario.is_null, "depths": "/".join(
+                f"{depth:g}" for depth in shape.depths), "units_per_cell": shape.units_per_cell,
+                "paired": shape.paired, **shares,
+                "monte_carlo_se": math.sqrt(shares["decided"] * (1 - shares["decided"]) / studies)})
+    return pd.DataFrame(rows)
+
+
+def observed_scenario(units: pd.DataFrame, first: str, second: str, *, binary: bool) -> Scenario | None:
+    """A scenario with the observed effect: each arm's fitted level and slope, the pooled within-cell sd.
+
+    0/1 units: each arm's fitted share line (levels at depth 1). None when an arm
+    lacks two depths.
+    """
+    parameters = {}
+    residuals = []
+    for label, architecture in ((FIRST, first), (SECOND, second)):
+        rows = units.loc[units["architecture"].astype(str) == architecture]
+        if rows["depth"].nunique() < 2:
+            return None
+        x = np.log2(rows["depth"].to_numpy(dtype=float))
+        y = rows["value"].to_numpy(dtype=float)
+        slope, intercept = np.polyfit(x, y, 1)
+        parameters[f"slope_{label}"], parameters[f"level_{label}"] = float(slope), float(intercept)
+        residuals.append(y - rows.groupby("depth")["value"].transform("mean").to_numpy(dtype=float))
+    if binary:
+        return Scenario("observed effect", kind="binary", **parameters)
+    pooled = np.concatenate(residuals)
+    cells = units.groupby(["architecture", "depth"]).ngroups
+    dof = max(len(pooled) - cells, 1)
+    sd = float(np.sqrt(np.sum(pooled ** 2) / dof)) or 1e-9
+    return Scenario("observed effect", noise_sd_first=sd, noise_sd_second=sd, **parameters)
+
+
+#: Units per cell tried when looking for the number that would decide a statement.
+CANDIDATE_UNITS = (4, 6, 8, 10, 12, 16, 20, 25, 30, 40, 50, 65, 80, 100, 130, 160, 200)
+
+
+def units_needed(units: pd.DataFrame, first: str, second: str, *, supports_sign: int, alpha: float, binary: bool,
+                 rank_based: bool = False, paired: bool = True, power: float = 0.8, studies: int = 200,
+                 permutations: int = 499, seed: int = 0,
+                 candidates: Sequence[int] = CANDIDATE_UNITS) -> tuple[int | None, Scenario | None]:
+    """The smallest number of units per cell that decides the statement (any status but inconclusive) in
+    at least ``power`` of simulated studies with the observed effect; None when even the largest
+    candidate does not (or the effect cannot be estimated). Returns (units, the scenario simulated)."""
+    scenario = observed_scenario(units, first, second, binary=binary)
+    if scenario is None:
+        return None, None
+    depths = tuple(sorted(set(units["depth"].astype(float))))
+    current = int(units.groupby(["architecture", "depth"]).size().max())
+    for count in candidates:
+        if count <= current:
+            continue
+        shares = status_shares(Shape(depths, count, paired).units(), scenario, paired=paired,
+                               supports_sign=supports_sign, alpha=alpha, studies=studies, permutations=permutations,
+                               seed=seed + count, rank_based=rank_based)
+        if shares["decided"] >= power:
+            return count, scenario
+    return None, scenario
+
+
+def study_calibration(units: pd.DataFrame, first: str, second: str, *, paired: bool, supports_sign: int, alpha: float,
+                      binary: bool, rank_based: bool, studies: int, permutations: int, seed: int = 0) -> dict[str, float]:
+    """The measured false-positive rate and power of the rule for one study's own unit layout.
+
+    The null keeps the study's layout (its architectures, depths, settings and
+    missing units) and draws values with no difference between the architectures;
+    the planted effect is :data:`PLANTED_BINARY` for 0/1 units, else
+    :data:`PLANTED_CONTINUOUS` scaled to the sign the statement claims.
+    """
+    layout = units.loc[units["architecture"].astype(str).isin([first, second]),
+                       [column for column in ("architecture", "depth", "setting") if column in units.columns]]
+    layout = layout.assign(architecture=np.where(layout["architecture"].astype(str) == first, FIRST, SECOND))
+    if "setting" not in layout.columns:
+        layout = layout.assign(setting=np.arange(len(layout)))
+    null = Scenario("null", kind="binary", level_first=0.8, level_second=0.8) if binary \
+        else Scenario("null", setting_sd=0.5 if paired else 0.0)
+    if binary:
+        planted = replace(PLANTED_BINARY, slope_first=abs(PLANTED_BINARY.slope_first) * supports_sign,
+                          level_first=0.95 if supports_sign < 0 else 0.05)
+    else:
+        planted = replace(PLANTED_CONTINUOUS, slope_first=abs(PLANTED_CONTINUOUS.slope_first) * supports_sign)
+    common = dict(paired=paired, supports_sign=supports_sign, alpha=alpha, studies=studies,
+                  permutations=permutations, rank_based=rank_based)
+    false_positive = status_shares(layout, null, seed=seed, **common)["decided"]
+    shares = status_shares(layout, planted, seed=seed + 7, **common)
+    return {"false_positive_rate": false_positive, "power": shares["supported"], "studies": float(studies),
+            "planted": planted.name}
