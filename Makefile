@@ -19,12 +19,12 @@ RUN_FLAGS = $(if $(DATASET),--dataset $(DATASET)) $(if $(TUNER),--tuner $(TUNER)
             $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo study study-depth study-dropout study-weight-decay report bench test data-mitdb data-cinc2017 clean
+.PHONY: help venv demo study study-depth study-dropout study-weight-decay report bench calibration test data-mitdb data-cinc2017 clean
 
 help: ## List the targets and the variables they take
 	@echo "Targets:"
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
-	@echo "Variables: SPACE=<yaml> DATASET=<name> TUNER=random|bayesian|hyperband|grid TRIALS=<per cell>"
+	@echo "Variables: SPACE=<yaml> DATASET=<name> TUNER=quasi_random|random|bayesian|hyperband|grid TRIALS=<per cell>"
 	@echo "           EPOCHS=<n> SEED=<n> SEEDS=<repeat seeds> STUDY=<name> DATA_DIR=<dir>"
 
 $(VENV)/.installed: requirements.txt
@@ -58,6 +58,9 @@ report: venv ## Rebuild reports/$(STUDY)/ from runs/$(STUDY)/ (STUDY=<name>)
 
 bench: venv ## Benchmarks: recorded trial vs bare fit, demo time, report rebuild, dataset builds
 	$(PYTHON) -m study.bench
+
+calibration: venv ## Error rate and power of the verdict's decision rule on simulated studies (docs/statistics.md)
+	$(PYTHON) -m study.statistics.simulation
 
 test: venv ## Run the test suite
 	$(PYTHON) -m pytest -q tests

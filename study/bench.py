@@ -19,9 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,48 +97,17 @@ def bench_demo() -> float:
 
 
 def synthetic_run(run_dir: Path, rows: int = 100_000, epochs: int = 50, seed: int = 0) -> None:
-    """Write a plausible study with ``rows`` epoch rows (2 architectures x 4 depths, tune + repeat)."""
-    from study.config import space_from_dict
-    from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS
+    """Write a generated study with about ``rows`` epoch rows: 2 architectures x 4 depths, paired quasi-random
+    settings, 5 repeat seeds per cell (study.statistics.planted; nothing is trained)."""
+    from study.statistics.planted import PlantedStudy, planted_tables
 
-    rng = np.random.default_rng(seed)
-    trial_count = rows // epochs
-    cells = [(architecture, depth) for architecture in ("lstm", "cnn") for depth in (1, 2, 4, 8)]
-    records, trial_rows = [], []
-    for index in range(trial_count):
-        architecture, depth = cells[index % len(cells)]
-        phase = "repeat" if index >= trial_count - 5 * len(cells) else "tune"
-        dropout = float(rng.choice([0.0, 0.1, 0.2, 0.3, 0.4, 0.5]))
-        weight_decay = float(10 ** rng.uniform(-6, -2))
-        epoch = np.arange(1, epochs + 1)
-        rate = 0.05 + 0.02 * depth * (architecture == "lstm")
-        train = 1.4 * np.exp(-rate * epoch) + rng.normal(0, 0.01, epochs)
-        val = 1.4 * np.exp(-rate * epoch) + 0.004 * depth * epoch * (1 - dropout) + rng.normal(0, 0.02, epochs)
-        trial_id = str(index)
-        records.append(pd.DataFrame({
-            "trial_id": trial_id, "phase": phase, "architecture": architecture, "depth": depth, "width": 32,
-            "kernel_size": 7, "dropout": dropout, "recurrent_dropout": 0.0, "weight_decay": weight_decay,
-            "weight_decay_type": "l2", "learning_rate": 1e-3, "epochs": epochs, "batch_size": 64, "seed": index,
-            "epoch": epoch, "train_loss": train, "train_accuracy": 0.9, "train_macro_f1": 0.9,
-            "train_balanced_accuracy": 0.9, "val_loss": val, "val_accuracy": 0.8, "val_macro_f1": 0.8,
-            "val_balanced_accuracy": 0.8, "fit_loss": train + 0.1, "seconds": 1.0, "eval_seconds": 0.1}))
-        trial_rows.append({"trial_id": trial_id, "phase": phase, "status": "completed", "architecture": architecture,
-                           "depth": depth, "width": 32, "kernel_size": 7, "dropout": dropout,
-                           "recurrent_dropout": 0.0, "weight_decay": weight_decay, "weight_decay_type": "l2",
-                           "learning_rate": 1e-3, "epochs": epochs, "batch_size": 64, "seed": index,
-                           "parameter_count": 1000, "test_accuracy": 0.8})
+    cells, repeat_seeds = 8, 5
+    settings = max(rows // (epochs * cells) - repeat_seeds, 2)
+    epoch_table, trials, manifest = planted_tables(PlantedStudy(settings_per_cell=settings, epochs=epochs,
+                                                                repeat_seeds=repeat_seeds, seed=seed))
     run_dir.mkdir(parents=True)
-    pd.concat(records)[EPOCH_COLUMNS].to_csv(run_dir / "epochs.csv", index=False)
-    pd.DataFrame(trial_rows).reindex(columns=TRIAL_COLUMNS).to_csv(run_dir / "trials.csv", index=False)
-    space = space_from_dict({"name": "bench", "hyperparameters": {
-        "architecture": {"role": "scientific", "values": ["lstm", "cnn"]},
-        "depth": {"role": "scientific", "values": [1, 2, 4, 8]},
-        "dropout": {"role": "nuisance", "min": 0.0, "max": 0.5, "step": 0.1},
-        "weight_decay": {"role": "nuisance", "min": 1e-6, "max": 1e-2, "log": True}}}, source="bench")
-    manifest = {"study": "bench", "space": space.to_dict(),
-                "dataset": {"name": "synthetic_ecg", "class_names": ["normal", "af", "pvc", "st_elevation"],
-                            "class_counts": {"train": {"normal": 175, "af": 175, "pvc": 175, "st_elevation": 175}},
-                            "content_hash": "0" * 64}}
+    epoch_table.to_csv(run_dir / "epochs.csv", index=False)
+    trials.to_csv(run_dir / "trials.csv", index=False)
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
 
 

@@ -18,8 +18,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"study: error: {message} (see python -m study {self.prog.split()[-1]} --help)", file=sys.stderr)
+        command = self.prog.removeprefix("python -m study").strip()
+        print(f"study: error: {_one_line(message)} (see python -m study {command + ' ' if command else ''}--help)",
+              file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _one_line(message: object) -> str:
+    """A message as one line: line breaks (in a file name, say) written as \\n."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             return _run(arguments)
         return _report(arguments)
     except BadInput as error:
-        print(f"study: error: {error}", file=sys.stderr)
+        print(f"study: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:  # the machine, not the input: a full disk, a file system gone read-only
+        print(f"study: failed: {_one_line(error)}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("study: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -88,6 +98,6 @@ def _report(arguments: argparse.Namespace) -> int:
 
     check_study_name(arguments.name, source="command line", key="name")
     path = build_report(arguments.runs_dir / arguments.name, arguments.reports_dir / arguments.name,
-                        compare=tuple(arguments.compare))
+                        compare=tuple(arguments.compare), runs_dir=arguments.runs_dir)
     print(f"report written: {path}")
     return EXIT_OK

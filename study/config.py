@@ -29,6 +29,8 @@ STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")  # used with fullmatch: no tr
 
 #: Documented upper bounds (README, "Search spaces"); they apply to fixed values, listed values and ranges.
 MAX_EPOCHS = 10_000
+#: Study seeds feed numpy SeedSequence and keras-tuner (which adds 1): kept within a signed 31-bit integer.
+MAX_SEED = 2**31 - 2
 MAX_BATCH_SIZE = 65_536
 MAX_LEARNING_RATE = 10.0
 MAX_WEIGHT_DECAY = 1.0
@@ -169,7 +171,8 @@ class AnalysisConfig:
       1 / (number of classes) by more than this; in (0, 1).
     - ``onset_tolerance``: nats above its minimum the validation loss must stay for overfitting to
       have set in (the overfit onset); finite and >= 0.
-    - ``train_fall_fraction``: fraction of its first-epoch value the train loss must fall by; in [0, 1).
+    - ``train_fall_fraction``: relative fall of the train loss after the best validation epoch (from its value
+      there to the last epoch) needed to call a trial overfitting; in [0, 1).
     - ``target_train_loss``: train loss (nats) a trial must reach, ``"auto"`` or a positive finite number.
     - ``target_quantile``: with ``target_train_loss: auto``, the quantile of the trials' best train
       losses taken as the target; in (0, 1).
@@ -177,7 +180,8 @@ class AnalysisConfig:
     - ``permutations``: permutations of a permutation test; an integer in [99, 100000].
     - ``calibration_studies``: simulated studies that calibrate the verdict; an integer in [0, 10000]
       (0 skips the calibration simulation).
-    - ``minimum_units``: fewest independent units (seeds, trials) a comparison needs; an integer >= 2.
+    - ``minimum_units``: cells whose primary measures rest on fewer tuning trials (units) than this are
+      named in the report's caveats; an integer >= 2.
     """
 
     trained_above_chance: float = 0.1
@@ -368,7 +372,7 @@ def with_overrides(space: SearchSpace, *, name: str | None = None, dataset: str 
         tuner_changes["trials_per_cell"] = _integer(trials, source, "--trials", minimum=1,
                                                     maximum=MAX_TRIALS_PER_CELL)
     if seed is not None:
-        tuner_changes["seed"] = _integer(seed, source, "--seed", minimum=0)
+        tuner_changes["seed"] = _integer(seed, source, "--seed", minimum=0, maximum=MAX_SEED)
     if tuner_changes:
         changes["tuner"] = dataclasses.replace(space.tuner, **tuner_changes)
     if repeat_seeds is not None:
@@ -489,7 +493,7 @@ def _tuner_config(section: dict[str, Any], source: str) -> TunerConfig:
         name=name,
         trials_per_cell=_integer(section.get("trials_per_cell", defaults.trials_per_cell), source,
                                  "tuner.trials_per_cell", minimum=1, maximum=MAX_TRIALS_PER_CELL),
-        seed=_integer(section.get("seed", defaults.seed), source, "tuner.seed", minimum=0),
+        seed=_integer(section.get("seed", defaults.seed), source, "tuner.seed", minimum=0, maximum=MAX_SEED),
         hyperband_factor=_integer(section.get("hyperband_factor", defaults.hyperband_factor), source,
                                   "tuner.hyperband_factor", minimum=2),
         hyperband_iterations=_integer(section.get("hyperband_iterations", defaults.hyperband_iterations), source,

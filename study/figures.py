@@ -1,15 +1,19 @@
-"""Figures of the depth study, drawn from frames that :mod:`study.analysis` computed.
+"""Figures of a study, drawn from the frames of an :class:`study.statistics.analysis.Analysis`.
 
 Every ``plot_*`` function draws one precomputed frame onto a given matplotlib
-``ax`` and computes nothing beyond reshaping (no means, no intervals, no
-selection); :func:`write_figures` lays the panels out and writes each figure
-as PNG and SVG. Figures are built on :class:`matplotlib.figure.Figure` with the
-Agg canvas, so no window, no pyplot state and no display are needed.
+``ax`` (with seaborn where it fits) and computes nothing beyond reshaping: no
+means, no intervals, no selection of winners. :func:`build_figures` lays the
+panels out and returns the figures by name; it writes nothing (study.report
+saves them). Every figure of :data:`FIGURE_NAMES` is always returned: a panel
+whose data are missing says "not enough data: ..." instead of disappearing.
+Figures are :class:`matplotlib.figure.Figure` objects with the Agg canvas, so no
+window, no pyplot state and no display are needed.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+import math
+import textwrap
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import matplotlib
 
@@ -22,26 +26,73 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-#: File names (without suffix) of the figures write_figures produces, in order.
-FIGURE_NAMES = ("gap_vs_depth", "overfit_onset_vs_depth", "trainability_vs_depth", "learning_curves",
-                "gap_heatmaps", "nuisance_axes")
+from study.statistics.classification import CLASSES, CRASHED, DIVERGED, FAILED_TO_TRAIN, FITTING, OVERFITTING  # noqa: E402
+from study.statistics.trials import PRIMARY_MEASURES, measure_units  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover
+    from study.statistics.analysis import Analysis
+
+#: The figures :func:`build_figures` returns, in order; the first is the headline figure.
+FIGURE_NAMES = ("gap_vs_depth", "trainability_vs_depth", "slopes", "learning_curves", "gap_heatmaps",
+                "nuisance_axes", "best_of_k", "winners")
+
+#: One line per figure, used as its caption in the reports.
+FIGURE_CAPTIONS = {
+    "gap_vs_depth": "Gap (validation minus train loss) at matched training progress against depth: every tuning "
+                    "trial that trained (small points) and each cell's mean with its interval.",
+    "trainability_vs_depth": "What happened to the tuning trials of each cell (share of classes), and the share of "
+                             "nuisance settings that trained with its Wilson interval.",
+    "slopes": "Each architecture's slope per doubling of depth with its interval, one panel per measure.",
+    "learning_curves": "Train and validation loss of each cell's tuned winner (band: range over its tuning run "
+                       "and repeat seeds).",
+    "gap_heatmaps": "Mean gap at matched training progress over depth and the binned dropout and weight decay.",
+    "nuisance_axes": "Best validation loss of every tuning trial against each nuisance hyperparameter; stars are "
+                     "the cells' winners, shaded zones the edges of the searched range.",
+    "best_of_k": "Expected best validation accuracy of k tuned settings drawn from each cell (still rising at the "
+                 "last k: the tuning budget had not settled the winner).",
+    "winners": "Each cell's tuned winner: the mean over its seeds with an interval that includes the uncertainty "
+               "of which setting won the tuning.",
+}
 
 _MEASURE_LABELS = {
-    "gap_at_best": "gap at best epoch (val - train loss, nats)",
+    "gap_at_target": "gap at matched progress (nats)",
+    "gap_growth_after_target": "gap growth after target (nats/epoch)",
+    "gap_at_best": "gap at best epoch (nats)",
     "gap_growth": "gap growth after best epoch (nats/epoch)",
-    "best_epoch": "best epoch (lowest val loss)",
+    "best_epoch": "best epoch",
     "overfit_onset": "overfit onset (epoch)",
+    "epochs_to_target": "epochs to target",
+    "trainable_fraction": "trainable fraction",
+    "best_train_loss": "best train loss (nats)",
     "final_gap": "final gap (nats)",
+    "test_accuracy": "test accuracy",
+    "best_val_accuracy": "best validation accuracy",
 }
+_CLASS_COLOURS = {FITTING: "#2ca02c", OVERFITTING: "#ff7f0e", FAILED_TO_TRAIN: "#9e9e9e", DIVERGED: "#9467bd",
+                  CRASHED: "#262626"}
 _EDGE_COLOUR = "#d62728"
-_STYLE = {"axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9, "xtick.labelsize": 9,
+_STYLE = {"axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8, "xtick.labelsize": 9,
           "ytick.labelsize": 9}
+
+
+def measure_label(measure: str) -> str:
+    return _MEASURE_LABELS.get(measure, measure.replace("_", " "))
 
 
 def architecture_palette(architectures: Sequence[str]) -> dict[str, Any]:
     """One colour-blind-safe colour per architecture, stable for a given set of names."""
     names = sorted({str(name) for name in architectures})
     return dict(zip(names, sns.color_palette("colorblind", max(len(names), 1))))
+
+
+def not_enough_data(ax: Axes, reason: str, *, title: str | None = None) -> None:
+    """A text panel in place of a plot: 'not enough data: <reason>'."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, textwrap.fill(f"not enough data: {reason}", 48), ha="center", va="center",
+            transform=ax.transAxes, fontsize=10, color="#444444",
+            bbox={"boxstyle": "round", "facecolor": "#f5f5f5", "edgecolor": "#bbbbbb"})
+    if title:
+        ax.set_title(title)
 
 
 def _depth_axis(ax: Axes, depths: Sequence[float]) -> None:
@@ -55,13 +106,164 @@ def _depth_axis(ax: Axes, depths: Sequence[float]) -> None:
     ax.minorticks_off()
     if len(values) == 1:
         ax.set_xlim(values[0] / 1.5, values[0] * 1.5)
+    else:
+        ax.set_xlim(values[0] / 1.25, values[-1] * 1.25)
     ax.set_xlabel("depth (layers or blocks, log2 scale)")
 
 
-def plot_learning_curve(frame: pd.DataFrame, ax: Axes, *, title: str | None = None) -> None:
-    """Train and validation loss (inference mode) of one cell: mean line, band = range over seeds.
+def _shift(names: Sequence[str], name: str, step: float = 0.05) -> float:
+    """A small multiplicative offset along a log2 axis so that architectures at one depth do not overlap."""
+    ordered = sorted({str(item) for item in names})
+    return 2.0 ** (step * (ordered.index(str(name)) - (len(ordered) - 1) / 2))
 
-    ``frame``: rows of :func:`study.analysis.learning_curve_table` for one cell.
+
+def _legend(ax: Axes, **kwargs: Any) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), **kwargs)
+
+
+# ---------------------------------------------------------------- panels
+
+
+def plot_gap_vs_depth(units: pd.DataFrame, summary: pd.DataFrame, ax: Axes, *, measure: str = "gap_at_target",
+                      palette: Mapping[str, Any] | None = None, target: float | None = None) -> None:
+    """The headline panel: a gap measure against depth per architecture.
+
+    ``units``: :func:`study.statistics.trials.measure_units` of the measure (one
+    row per tuning trial that counts: architecture, depth, value), drawn as
+    small points; ``summary``: the analysis' ``cell_summary`` table (rows of
+    this measure: architecture, depth, mean, ci_low, ci_high), drawn as each
+    cell's mean with its interval, joined per architecture.
+    """
+    rows = summary.loc[summary["measure"] == measure] if "measure" in summary.columns else summary.iloc[0:0]
+    if units.empty and rows.empty:
+        not_enough_data(ax, f"no tuning trial that trained has a {measure} (no trial reached the common "
+                            "train-loss target)", title=measure_label(measure))
+        return
+    names = sorted(set(units["architecture"].astype(str)) | set(rows["architecture"].astype(str)))
+    palette = palette or architecture_palette(names)
+    if not units.empty:
+        shown = units.assign(
+            architecture=units["architecture"].astype(str).str.upper(),
+            depth=[depth * _shift(names, name, 0.09) for depth, name in zip(units["depth"], units["architecture"])])
+        sns.scatterplot(data=shown, x="depth", y="value", hue="architecture", ax=ax, s=18, alpha=0.45,
+                        palette={name.upper(): colour for name, colour in palette.items()}, legend=False,
+                        linewidth=0)
+    for architecture, group in rows.groupby(rows["architecture"].astype(str), sort=True):
+        group = group.sort_values("depth")
+        x = group["depth"].to_numpy(dtype=float) * _shift(names, architecture, 0.09)
+        mean = group["mean"].to_numpy(dtype=float)
+        low = np.clip(mean - group["ci_low"].to_numpy(dtype=float), 0, None)
+        high = np.clip(group["ci_high"].to_numpy(dtype=float) - mean, 0, None)
+        ax.errorbar(x, mean, yerr=[np.nan_to_num(low), np.nan_to_num(high)], fmt="-o", capsize=4, lw=2, ms=7,
+                    color=palette.get(architecture), label=f"{architecture.upper()} cell mean and interval")
+    ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+    _depth_axis(ax, [*units["depth"].tolist(), *rows["depth"].tolist()])
+    ax.set_ylabel(measure_label(measure))
+    title = "Overfitting at matched training progress"
+    if target is not None and math.isfinite(target):
+        title += f" (train loss {target:.3g} nats)"
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _legend(ax, title="architecture", loc="best")
+
+
+def plot_class_shares(counts: pd.DataFrame, ax: Axes, *, phase: str = "tune") -> None:
+    """Stacked share of each class per cell (``counts``: the analysis' ``classification`` table)."""
+    rows = counts.loc[counts["phase"] == phase] if "phase" in counts.columns else counts
+    if rows.empty:
+        not_enough_data(ax, f"no {phase}-phase trials", title="what happened to each trial")
+        return
+    rows = rows.sort_values(["architecture", "depth"], kind="stable")
+    labels = [f"{str(architecture).upper()}\n{depth:g}" for architecture, depth
+              in rows[["architecture", "depth"]].drop_duplicates().itertuples(index=False)]
+    shown = rows.assign(cell=[f"{str(architecture).upper()}\n{depth:g}" for architecture, depth
+                              in rows[["architecture", "depth"]].itertuples(index=False)])
+    present = [name for name in CLASSES if name in set(shown["classification"])]
+    sns.histplot(data=shown, x="cell", weights="share", hue="classification", hue_order=present,
+                 multiple="stack", discrete=True, shrink=0.8, ax=ax, palette=_CLASS_COLOURS, alpha=0.9,
+                 linewidth=0.5, edgecolor="white")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("cell (architecture, depth)")
+    ax.set_ylabel(f"share of {phase} trials")
+    ax.set_title("what happened to each trial")
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), title="class", frameon=False)
+
+
+def plot_trainable_fraction(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any] | None = None) -> None:
+    """Share of tuned settings that trained, per depth, with its Wilson interval as error bars.
+
+    ``frame``: the analysis' ``trainability`` table.
+    """
+    if frame.empty:
+        not_enough_data(ax, "no tuning trials", title="trainable fraction")
+        return
+    names = sorted(frame["architecture"].astype(str).unique())
+    palette = palette or architecture_palette(names)
+    for architecture, group in frame.groupby(frame["architecture"].astype(str), sort=True):
+        group = group.sort_values("depth")
+        ax.errorbar(group["depth"] * _shift(names, architecture), group["trainable_fraction"],
+                    # clip float noise: a Wilson bound of 2.8e-17 at 0 of n would give a negative bar length
+                    yerr=[(group["trainable_fraction"] - group["fraction_low"]).clip(lower=0),
+                          (group["fraction_high"] - group["trainable_fraction"]).clip(lower=0)],
+                    fmt="-o", capsize=3, color=palette.get(architecture), label=architecture.upper(), lw=1.8)
+    _depth_axis(ax, frame["depth"])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("share of tuned settings that trained")
+    ax.set_title("trainable fraction (Wilson interval)")
+    ax.grid(alpha=0.3)
+    _legend(ax, title="architecture")
+
+
+def plot_slope(row: pd.Series, ax: Axes, *, palette: Mapping[str, Any] | None = None) -> None:
+    """One measure's slope per doubling of depth for both architectures, with their intervals.
+
+    ``row``: one row of the verdict's slope table (first, second, slope_first,
+    slope_first_low, slope_first_high, p_first, the same for second, status).
+    """
+    names = [str(row["first"]), str(row["second"])]
+    palette = palette or architecture_palette(names)
+    slopes = pd.DataFrame({
+        "architecture": [name.upper() for name in names],
+        "slope": [row["slope_first"], row["slope_second"]],
+        "low": [row["slope_first_low"], row["slope_second_low"]],
+        "high": [row["slope_first_high"], row["slope_second_high"]],
+        "p": [row.get("p_first", math.nan), row.get("p_second", math.nan)],
+    }).astype({"slope": float, "low": float, "high": float, "p": float})
+    measure = str(row["measure"])
+    if not np.isfinite(slopes["slope"]).any():
+        not_enough_data(ax, "neither architecture has units at two or more depths", title=measure)
+        return
+    for position, item in enumerate(slopes.itertuples(index=False)):
+        colour = palette.get(names[position])
+        if not math.isfinite(item.slope):
+            ax.text(0, position, f"{item.architecture}: no slope", va="center", ha="center", fontsize=8)
+            continue
+        low = item.slope - item.low if math.isfinite(item.low) else 0.0
+        high = item.high - item.slope if math.isfinite(item.high) else 0.0
+        ax.errorbar([item.slope], [position], xerr=[[max(low, 0.0)], [max(high, 0.0)]], fmt="o", capsize=4,
+                    color=colour, ms=7, lw=2)
+    ax.axvline(0.0, color="grey", lw=1, ls="--")
+    ax.set_yticks(range(len(slopes)))
+    ax.set_yticklabels([f"{item.architecture}\np = {item.p:.3g}" if math.isfinite(item.p) else item.architecture
+                        for item in slopes.itertuples(index=False)])
+    ax.set_ylim(-0.7, len(slopes) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"slope of {measure} per doubling of depth")
+    primary = " (primary)" if bool(row.get("primary", False)) else ""
+    ax.set_title(f"{measure}{primary}: {row.get('status', '')}")
+    ax.grid(alpha=0.3, axis="x")
+
+
+def plot_learning_curve(frame: pd.DataFrame, ax: Axes, *, title: str | None = None) -> None:
+    """Train and validation loss (inference mode) of one cell's winner: mean line, band = range over runs.
+
+    ``frame``: the rows of the analysis' ``learning_curves`` table for one cell.
     """
     colours = {"train": sns.color_palette("colorblind")[0], "validation": sns.color_palette("colorblind")[3]}
     styles = {"train": "--", "validation": "-"}
@@ -69,89 +271,24 @@ def plot_learning_curve(frame: pd.DataFrame, ax: Axes, *, title: str | None = No
         rows = frame.loc[frame["split"] == split].sort_values("epoch")
         if rows.empty:
             continue
-        ax.plot(rows["epoch"], rows["mean"], styles[split], color=colours[split], label=f"{split} loss", lw=1.6)
+        sns.lineplot(data=rows, x="epoch", y="mean", ax=ax, color=colours[split], linestyle=styles[split],
+                     label=f"{split} loss", lw=1.6, errorbar=None)
         ax.fill_between(rows["epoch"], rows["low"], rows["high"], color=colours[split], alpha=0.2, lw=0)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (nats)")
     ax.grid(alpha=0.3)
-
-
-def plot_measure_by_depth(frame: pd.DataFrame, ax: Axes, *, measure: str,
-                          palette: Mapping[str, Any] | None = None) -> None:
-    """Mean of one measure per depth and architecture, with its confidence band.
-
-    ``frame``: :func:`study.analysis.cell_summary` (any measures; this one is selected).
-    """
-    rows = frame.loc[frame["measure"] == measure]
-    palette = palette or architecture_palette(rows["architecture"])
-    for architecture, group in rows.groupby("architecture", sort=True):
-        group = group.sort_values("depth")
-        colour = palette.get(architecture)
-        ax.plot(group["depth"], group["mean"], "-o", color=colour, label=str(architecture).upper(), lw=1.8, ms=5)
-        ax.fill_between(group["depth"], group["ci_low"], group["ci_high"], color=colour, alpha=0.2, lw=0)
-    _depth_axis(ax, rows["depth"])
-    ax.set_ylabel(_MEASURE_LABELS.get(measure, measure))
-    ax.set_title(_MEASURE_LABELS.get(measure, measure).split(" (")[0])
-    ax.grid(alpha=0.3)
-    if not rows.empty:
-        ax.legend(title="architecture")
-
-
-def plot_trainable_fraction(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any] | None = None) -> None:
-    """Share of tuned settings that trained, per depth, with its Wilson interval as error bars.
-
-    ``frame``: :func:`study.analysis.trainability_table`.
-    """
-    palette = palette or architecture_palette(frame["architecture"])
-    names = sorted(frame["architecture"].astype(str).unique())
-    for architecture, group in frame.groupby("architecture", sort=True):
-        group = group.sort_values("depth")
-        # Shift each architecture a little along the log2 axis so that equal fractions stay visible.
-        shift = 2.0 ** (0.04 * (names.index(str(architecture)) - (len(names) - 1) / 2))
-        ax.errorbar(group["depth"] * shift, group["trainable_fraction"],
-                    # clip float noise: a Wilson bound of 2.8e-17 at 0 of n would give a negative bar length
-                    yerr=[(group["trainable_fraction"] - group["fraction_low"]).clip(lower=0),
-                          (group["fraction_high"] - group["trainable_fraction"]).clip(lower=0)],
-                    fmt="-o", capsize=3, color=palette.get(architecture), label=str(architecture).upper(), lw=1.8)
-    _depth_axis(ax, frame["depth"])
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_ylabel("share of tuned settings that trained")
-    ax.set_title("trainable fraction")
-    ax.grid(alpha=0.3)
-    if not frame.empty:
-        ax.legend(title="architecture")
-
-
-def plot_best_train_loss(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any] | None = None,
-                         chance_loss: float | None = None, train_threshold: float | None = None) -> None:
-    """Lowest train loss any tuned setting reached, per depth (``frame``: trainability_table).
-
-    ``chance_loss`` and ``train_threshold`` (the loss a trial must get below to count as
-    trained) are drawn as horizontal lines when given."""
-    palette = palette or architecture_palette(frame["architecture"])
-    for architecture, group in frame.groupby("architecture", sort=True):
-        group = group.sort_values("depth")
-        ax.plot(group["depth"], group["best_train_loss"], "-o", color=palette.get(architecture),
-                label=str(architecture).upper(), lw=1.8)
-    if chance_loss is not None and np.isfinite(chance_loss):
-        ax.axhline(chance_loss, color="grey", ls=":", label="chance loss")
-    if train_threshold is not None and np.isfinite(train_threshold):
-        ax.axhline(train_threshold, color=_EDGE_COLOUR, ls="--", lw=1, label="trained below this")
-    _depth_axis(ax, frame["depth"])
-    ax.set_ylabel("lowest train loss (nats)")
-    ax.set_title("best train loss reached")
-    ax.grid(alpha=0.3)
-    if not frame.empty:
-        ax.legend()
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()
 
 
 def plot_gap_heatmap(frame: pd.DataFrame, ax: Axes, *, title: str = "", vmin: float | None = None,
                      vmax: float | None = None) -> None:
     """Mean gap over depth x binned hyperparameter for one architecture (annotated cells).
 
-    ``frame``: rows of :func:`study.analysis.gap_heatmap_table` for one
+    ``frame``: the rows of the analysis' ``gap_heatmaps`` table for one
     architecture and hyperparameter.
     """
     ordered = frame.sort_values(["bin_order", "depth"])
@@ -159,8 +296,9 @@ def plot_gap_heatmap(frame: pd.DataFrame, ax: Axes, *, title: str = "", vmin: fl
     grid = ordered.pivot_table(index="depth", columns="bin", values="mean", aggfunc="first")
     grid = grid.reindex(columns=columns).sort_index()
     grid.index = [f"{depth:g}" for depth in grid.index]
+    measure = str(frame["measure"].iloc[0]) if "measure" in frame.columns and not frame.empty else "gap"
     sns.heatmap(grid, ax=ax, annot=True, fmt=".2f", cmap="viridis", vmin=vmin, vmax=vmax,
-                cbar_kws={"label": "mean gap (nats)"}, linewidths=0.5, linecolor="white")
+                cbar_kws={"label": f"mean {measure_label(measure)}"}, linewidths=0.5, linecolor="white")
     hyperparameter = str(frame["hyperparameter"].iloc[0]) if not frame.empty else ""
     ax.set_xlabel(f"{hyperparameter} (bin)")
     ax.set_ylabel("depth")
@@ -172,11 +310,11 @@ def plot_nuisance_axis(values: pd.DataFrame, ax: Axes, *, edges: pd.Series | Non
                        palette: Mapping[str, Any] | None = None) -> None:
     """Best validation loss of every tuning trial against one nuisance hyperparameter.
 
-    The edge zones of the searched range are shaded, and each cell's winning
-    setting is drawn as a large star: stars inside a shaded zone are optima on
-    a boundary. Trials that failed to train are crosses.
-    ``values``: rows of :func:`study.analysis.nuisance_value_table` for one
-    hyperparameter; ``edges``: its row of :func:`study.analysis.search_edges`.
+    The edge zones of the searched range are shaded, and each cell's winner is
+    drawn as a large star: stars inside a shaded zone are optima on a boundary.
+    Trials that did not train are crosses. ``values``: the rows of the
+    analysis' ``nuisance_values`` table for one hyperparameter; ``edges``: its
+    row of the ``nuisance_edges`` table.
     """
     palette = palette or architecture_palette(values["architecture"])
     name = str(values["hyperparameter"].iloc[0]) if not values.empty else ""
@@ -187,29 +325,67 @@ def plot_nuisance_axis(values: pd.DataFrame, ax: Axes, *, edges: pd.Series | Non
         ax.axvspan(edges["high_edge"], edges["high"], color=_EDGE_COLOUR, alpha=0.15, lw=0)
         for position in (edges["low"], edges["high"]):
             ax.axvline(position, color=_EDGE_COLOUR, lw=1, ls="--")
-    failed = values["classification"] == "failed to train"
-    for architecture, group in values.groupby("architecture", sort=True):
+    trained = values["classification"].isin([FITTING, OVERFITTING])
+    for architecture, group in values.groupby(values["architecture"].astype(str), sort=True):
         colour = palette.get(architecture)
-        trained_rows = group.loc[~failed.loc[group.index]]
-        failed_rows = group.loc[failed.loc[group.index]]
+        label = architecture.upper()
+        trained_rows = group.loc[trained.loc[group.index]]
+        other_rows = group.loc[~trained.loc[group.index]]
         ax.scatter(trained_rows["value"], trained_rows["best_val_loss"], color=colour, s=22, alpha=0.8,
-                   label=f"{str(architecture).upper()} trained")
-        if not failed_rows.empty:
-            ax.scatter(failed_rows["value"], failed_rows["best_val_loss"], color=colour, marker="x", s=30,
-                       label=f"{str(architecture).upper()} failed to train")
-        winners = group.loc[group["best_in_cell"].astype(bool)] if "best_in_cell" in group.columns else group.iloc[0:0]
+                   label=f"{label} trained")
+        if not other_rows.empty:
+            ax.scatter(other_rows["value"], other_rows["best_val_loss"], color=colour, marker="x", s=30,
+                       label=f"{label} did not train")
+        winners = group.loc[group["best_in_cell"].astype(bool)]
         if not winners.empty:
             ax.scatter(winners["value"], winners["best_val_loss"], color=colour, marker="*", s=160,
-                       edgecolor="black", linewidth=0.8, label=f"{str(architecture).upper()} best per cell")
+                       edgecolor="black", linewidth=0.8, label=f"{label} best per cell")
     ax.set_xlabel(name)
     ax.set_ylabel("best validation loss (nats)")
     ax.set_title(f"{name}: best val loss vs value")
     ax.grid(alpha=0.3)
-    if not values.empty:
-        ax.legend(loc="best", fontsize=7, framealpha=0.85)
+    _legend(ax, loc="best", fontsize=7, framealpha=0.85)
 
 
-# ---------------------------------------------------------------- writing
+def plot_best_of_k(frame: pd.DataFrame, ax: Axes, *, title: str = "") -> None:
+    """Expected best validation accuracy of k settings, one line per depth (``frame``: the rows of the
+    analysis' ``best_of_k`` table for one architecture)."""
+    shown = frame.assign(depth=frame["depth"].map(lambda depth: f"{depth:g}"))
+    order = [f"{depth:g}" for depth in sorted(frame["depth"].unique())]
+    sns.lineplot(data=shown, x="k", y="expected_best", hue="depth", hue_order=order, marker="o", ax=ax,
+                 palette="viridis", errorbar=None)
+    ax.set_xlabel("k (tuned settings drawn)")
+    ax.set_ylabel("expected best validation accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if frame["k"].max() <= 12:
+        ax.set_xticks(sorted(frame["k"].unique()))
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.set_title("depth")
+
+
+def plot_winners(frame: pd.DataFrame, ax: Axes, *, measure: str, palette: Mapping[str, Any] | None = None) -> None:
+    """Each cell winner's mean of one measure over its seeds with its selection-aware interval
+    (``frame``: the analysis' ``winners`` table; rows of ``measure`` are drawn)."""
+    rows = frame.loc[frame["measure"] == measure]
+    names = sorted(rows["architecture"].astype(str).unique())
+    palette = palette or architecture_palette(names)
+    for architecture, group in rows.groupby(rows["architecture"].astype(str), sort=True):
+        group = group.sort_values("depth")
+        mean = group["mean"].to_numpy(dtype=float)
+        low = np.nan_to_num(np.clip(mean - group["ci_low"].to_numpy(dtype=float), 0, None))
+        high = np.nan_to_num(np.clip(group["ci_high"].to_numpy(dtype=float) - mean, 0, None))
+        ax.errorbar(group["depth"].to_numpy(dtype=float) * _shift(names, architecture), mean, yerr=[low, high],
+                    fmt="-o", capsize=4, color=palette.get(architecture), label=architecture.upper(), lw=1.8)
+    _depth_axis(ax, rows["depth"])
+    ax.set_ylabel(measure_label(measure))
+    ax.set_title(f"tuned winners: {measure}")
+    ax.grid(alpha=0.3)
+    _legend(ax, title="architecture")
+
+
+# ---------------------------------------------------------------- layout
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -218,112 +394,177 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _save(figure: Figure, out_dir: Path, name: str, dpi: int) -> list[Path]:
-    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    figure.savefig(png, format="png", dpi=dpi, metadata={"Software": None})
-    figure.savefig(svg, format="svg", metadata={"Date": None})
-    return [png, svg]
-
-
 def _grid(count: int, columns: int) -> tuple[int, int]:
     columns = max(1, min(columns, count))
     return int(np.ceil(count / columns)), columns
 
 
-def write_figures(
-    out_dir: Path, *, learning_curves: pd.DataFrame | None = None, cell_summary: pd.DataFrame | None = None,
-    trainability: pd.DataFrame | None = None, gap_heatmaps: pd.DataFrame | None = None,
-    nuisance_values: pd.DataFrame | None = None, nuisance_edges: pd.DataFrame | None = None,
-    chance_loss: float | None = None, train_threshold: float | None = None, dpi: int = 110,
-) -> list[Path]:
-    """Write every figure whose frame is given (and not empty) as PNG and SVG; return the paths.
+def _single(reason: str, title: str, size: tuple[float, float] = (6.4, 3.6)) -> Figure:
+    figure = _new_figure(*size)
+    not_enough_data(figure.subplots(), reason, title=title)
+    return figure
 
-    The keyword arguments are the ``figure_frames`` of :func:`study.analysis.analyse`.
-    Figures: gap_vs_depth (the isolation plot: gap at best and gap growth),
-    overfit_onset_vs_depth (best epoch and onset), trainability_vs_depth,
-    learning_curves (one panel per cell), gap_heatmaps (depth x dropout and
-    depth x weight decay), nuisance_axes (one panel per nuisance hyperparameter).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    architectures: list[str] = []
-    for frame in (learning_curves, cell_summary, trainability, gap_heatmaps, nuisance_values):
-        if frame is not None and "architecture" in frame.columns:
-            architectures += [str(name) for name in frame["architecture"].unique()]
+
+def _table(analysis: Analysis, name: str) -> pd.DataFrame:
+    table = analysis.tables.get(name)
+    return table if isinstance(table, pd.DataFrame) else pd.DataFrame()
+
+
+def gap_vs_depth_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
+    measure = PRIMARY_MEASURES["overfitting"]
+    figure = _new_figure(7.5, 4.6)
+    ax = figure.subplots()
+    units = measure_units(analysis.trials, measure) if measure in analysis.trials.columns \
+        else pd.DataFrame(columns=["architecture", "depth", "value"])
+    summary = _table(analysis, "cell_summary")
+    plot_gap_vs_depth(units, summary if not summary.empty else pd.DataFrame(columns=["measure"]), ax,
+                      measure=measure, palette=palette, target=analysis.target_train_loss)
+    return figure
+
+
+def trainability_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
+    figure = _new_figure(11.5, 4.2)
+    left, right = figure.subplots(1, 2, width_ratios=[1.3, 1])
+    counts = _table(analysis, "classification")
+    if counts.empty:
+        not_enough_data(left, "no trials were classified", title="what happened to each trial")
+    else:
+        plot_class_shares(counts, left)
+    plot_trainable_fraction(_table(analysis, "trainability"), right, palette=palette)
+    return figure
+
+
+def slopes_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
+    verdict = analysis.verdict
+    slopes = verdict.slopes if verdict is not None else None
+    if slopes is None or slopes.empty:
+        reason = (analysis.no_verdict_reason if verdict is None else None) or "no measure has slopes"
+        return _single(str(reason), "slopes per doubling of depth")
+    rows, columns = _grid(len(slopes), 3)
+    figure = _new_figure(4.3 * columns, 2.5 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (_, row) in zip(axes, slopes.iterrows()):
+        plot_slope(row, ax, palette=palette)
+    for ax in axes[len(slopes):]:
+        ax.set_axis_off()
+    figure.suptitle(f"Slope per doubling of depth ({verdict.first.upper()} and {verdict.second.upper()}; "
+                    "bars: intervals; p: one-arm permutation test)")
+    return figure
+
+
+def learning_curves_figure(analysis: Analysis) -> Figure:
+    curves = _table(analysis, "learning_curves")
+    if curves.empty:
+        return _single("no cell has a completed tuning trial with a finite validation loss", "learning curves")
+    names = sorted(curves["architecture"].astype(str).unique())
+    depths = sorted(curves["depth"].unique())
+    figure = _new_figure(3.2 * len(depths), 2.8 * len(names) + 0.4)
+    axes = figure.subplots(len(names), len(depths), squeeze=False, sharey=True)
+    for row, architecture in enumerate(names):
+        for column, depth in enumerate(depths):
+            ax = axes[row][column]
+            cell = curves.loc[(curves["architecture"].astype(str) == architecture) & (curves["depth"] == depth)]
+            title = f"{architecture.upper()} depth {depth:g}"
+            if cell.empty:
+                not_enough_data(ax, "no completed tuning trial", title=title)
+                continue
+            runs = int(cell["seeds"].max())
+            plot_learning_curve(cell, ax, title=f"{title}: trial {cell['trial_id'].iloc[0]} ({runs} run(s))")
+    first = next((ax for ax in axes.ravel() if ax.lines), None)
+    if first is not None:
+        first.legend(loc="upper right")
+    figure.suptitle("Learning curves of each cell's tuned winner (band: range over its runs)")
+    return figure
+
+
+def gap_heatmaps_figure(analysis: Analysis) -> Figure:
+    heatmaps = _table(analysis, "gap_heatmaps")
+    if heatmaps.empty:
+        return _single("no tuning trial that trained has a gap at matched progress and a dropout or weight decay "
+                       "value", "gap heatmaps")
+    hyperparameters = list(dict.fromkeys(heatmaps["hyperparameter"]))
+    names = sorted(heatmaps["architecture"].astype(str).unique())
+    figure = _new_figure(4.6 * len(names), 3.6 * len(hyperparameters))
+    # seaborn draws the whole figure once per annotated heatmap (to pick text colours): without the
+    # layout engine meanwhile, those draws are cheap; the layout is done once when the figure is saved.
+    figure.set_layout_engine("none")
+    axes = figure.subplots(len(hyperparameters), len(names), squeeze=False)
+    vmin, vmax = float(heatmaps["mean"].min()), float(heatmaps["mean"].max())
+    for row, hyperparameter in enumerate(hyperparameters):
+        for column, architecture in enumerate(names):
+            ax = axes[row][column]
+            rows = heatmaps.loc[(heatmaps["hyperparameter"] == hyperparameter)
+                                & (heatmaps["architecture"].astype(str) == architecture)]
+            title = f"{architecture.upper()}: gap over depth x {hyperparameter}"
+            if rows.empty:
+                not_enough_data(ax, "no trained trial", title=title)
+                continue
+            plot_gap_heatmap(rows, ax, title=title, vmin=vmin, vmax=vmax)
+    figure.set_layout_engine("constrained")
+    return figure
+
+
+def nuisance_axes_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
+    values = _table(analysis, "nuisance_values")
+    if values.empty:
+        return _single("no numeric nuisance hyperparameter was tuned", "nuisance axes")
+    edges = _table(analysis, "nuisance_edges")
+    edges = edges.set_index("hyperparameter") if not edges.empty else pd.DataFrame()
+    hyperparameters = list(dict.fromkeys(values["hyperparameter"]))
+    rows, columns = _grid(len(hyperparameters), 3)
+    figure = _new_figure(4.6 * columns, 3.8 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, hyperparameter in zip(axes, hyperparameters):
+        edge = edges.loc[hyperparameter] if hyperparameter in edges.index else None
+        plot_nuisance_axis(values.loc[values["hyperparameter"] == hyperparameter], ax, edges=edge, palette=palette)
+    for ax in axes[len(hyperparameters):]:
+        ax.set_axis_off()
+    return figure
+
+
+def best_of_k_figure(analysis: Analysis) -> Figure:
+    table = _table(analysis, "best_of_k")
+    if table.empty:
+        return _single("no tuning trial has a finite validation accuracy", "expected best of k")
+    names = sorted(table["architecture"].astype(str).unique())
+    figure = _new_figure(4.8 * len(names), 3.8)
+    axes = figure.subplots(1, len(names), squeeze=False, sharey=True)[0]
+    for ax, architecture in zip(axes, names):
+        plot_best_of_k(table.loc[table["architecture"].astype(str) == architecture], ax,
+                       title=f"{architecture.upper()}: expected best of k settings")
+    return figure
+
+
+def winners_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
+    table = _table(analysis, "winners")
+    if table.empty:
+        return _single("no cell winner has seeds with a finite measure (no repeat phase yet?)", "tuned winners")
+    measures = list(dict.fromkeys(table["measure"]))
+    rows, columns = _grid(len(measures), 3)
+    figure = _new_figure(4.6 * columns, 3.6 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, measure in zip(axes, measures):
+        plot_winners(table, ax, measure=measure, palette=palette)
+    for ax in axes[len(measures):]:
+        ax.set_axis_off()
+    figure.suptitle("Each cell's tuned winner (mean over seeds; interval includes which setting won the tuning)")
+    return figure
+
+
+def build_figures(analysis: Analysis) -> dict[str, Figure]:
+    """Every figure of :data:`FIGURE_NAMES`, by name, drawn from the analysis' frames (nothing is written)."""
+    architectures = analysis.trials["architecture"].astype(str).unique() if "architecture" in analysis.trials \
+        else []
     palette = architecture_palette(architectures)
-    written: list[Path] = []
-
     with matplotlib.rc_context(_STYLE):
-        for name, measures in (("gap_vs_depth", ("gap_at_best", "gap_growth")),
-                               ("overfit_onset_vs_depth", ("best_epoch", "overfit_onset"))):
-            if cell_summary is None:
-                continue
-            present = [measure for measure in measures if (cell_summary["measure"] == measure).any()]
-            if not present:
-                continue
-            figure = _new_figure(5.2 * len(present), 4.0)
-            axes = figure.subplots(1, len(present), squeeze=False)[0]
-            for ax, measure in zip(axes, present):
-                plot_measure_by_depth(cell_summary, ax, measure=measure, palette=palette)
-            written += _save(figure, out_dir, name, dpi)
-
-        if trainability is not None and not trainability.empty:
-            figure = _new_figure(10.4, 4.0)
-            left, right = figure.subplots(1, 2)
-            plot_trainable_fraction(trainability, left, palette=palette)
-            plot_best_train_loss(trainability, right, palette=palette, chance_loss=chance_loss,
-                                 train_threshold=train_threshold)
-            written += _save(figure, out_dir, "trainability_vs_depth", dpi)
-
-        if learning_curves is not None and not learning_curves.empty:
-            names = sorted(learning_curves["architecture"].astype(str).unique())
-            depths = sorted(learning_curves["depth"].unique())
-            figure = _new_figure(3.2 * len(depths), 2.8 * len(names))
-            axes = figure.subplots(len(names), len(depths), squeeze=False, sharey=True)
-            for row, architecture in enumerate(names):
-                for column, depth in enumerate(depths):
-                    ax = axes[row][column]
-                    cell = learning_curves.loc[(learning_curves["architecture"].astype(str) == architecture)
-                                               & (learning_curves["depth"] == depth)]
-                    if cell.empty:
-                        ax.set_axis_off()
-                        ax.text(0.5, 0.5, "no trials", ha="center", va="center", transform=ax.transAxes)
-                        continue
-                    seeds = int(cell["seeds"].max())
-                    plot_learning_curve(cell, ax, title=f"{architecture.upper()} depth {depth:g} ({seeds} seeds)")
-            axes[0][0].legend(loc="upper right")
-            figure.suptitle("Learning curves of each cell's best setting (band: range over seeds)")
-            written += _save(figure, out_dir, "learning_curves", dpi)
-
-        if gap_heatmaps is not None and not gap_heatmaps.empty:
-            hyperparameters = list(dict.fromkeys(gap_heatmaps["hyperparameter"]))
-            names = sorted(gap_heatmaps["architecture"].astype(str).unique())
-            figure = _new_figure(4.6 * len(names), 3.6 * len(hyperparameters))
-            axes = figure.subplots(len(hyperparameters), len(names), squeeze=False)
-            vmin, vmax = float(gap_heatmaps["mean"].min()), float(gap_heatmaps["mean"].max())
-            for row, hyperparameter in enumerate(hyperparameters):
-                for column, architecture in enumerate(names):
-                    ax = axes[row][column]
-                    rows = gap_heatmaps.loc[(gap_heatmaps["hyperparameter"] == hyperparameter)
-                                            & (gap_heatmaps["architecture"].astype(str) == architecture)]
-                    if rows.empty:
-                        ax.set_axis_off()
-                        continue
-                    plot_gap_heatmap(rows, ax, title=f"{architecture.upper()}: gap over depth x {hyperparameter}",
-                                     vmin=vmin, vmax=vmax)
-            written += _save(figure, out_dir, "gap_heatmaps", dpi)
-
-        if nuisance_values is not None and not nuisance_values.empty:
-            hyperparameters = list(dict.fromkeys(nuisance_values["hyperparameter"]))
-            rows_count, columns = _grid(len(hyperparameters), 3)
-            figure = _new_figure(4.6 * columns, 3.8 * rows_count)
-            axes = figure.subplots(rows_count, columns, squeeze=False).ravel()
-            edges = nuisance_edges.set_index("hyperparameter") if nuisance_edges is not None else pd.DataFrame()
-            for ax, hyperparameter in zip(axes, hyperparameters):
-                edge = edges.loc[hyperparameter] if hyperparameter in edges.index else None
-                plot_nuisance_axis(nuisance_values.loc[nuisance_values["hyperparameter"] == hyperparameter], ax,
-                                   edges=edge, palette=palette)
-            for ax in axes[len(hyperparameters):]:
-                ax.set_axis_off()
-            written += _save(figure, out_dir, "nuisance_axes", dpi)
-    return written
+        figures = {
+            "gap_vs_depth": gap_vs_depth_figure(analysis, palette),
+            "trainability_vs_depth": trainability_figure(analysis, palette),
+            "slopes": slopes_figure(analysis, palette),
+            "learning_curves": learning_curves_figure(analysis),
+            "gap_heatmaps": gap_heatmaps_figure(analysis),
+            "nuisance_axes": nuisance_axes_figure(analysis, palette),
+            "best_of_k": best_of_k_figure(analysis),
+            "winners": winners_figure(analysis, palette),
+        }
+    return {name: figures[name] for name in FIGURE_NAMES}

@@ -1,10 +1,12 @@
-"""A self-contained HTML page (and a Markdown block) for the verdict of :mod:`study.analysis`.
+"""report.html: a self-contained page with the same content as report.md.
 
-The page needs nothing but itself: figures are embedded as base64 PNG data
-URIs, styles are inline, and there is no script. The verdict comes first.
-Every string that comes from data or configuration (title, table cells,
-column names, explanations, caveats, file names) goes through
-``html.escape``, so a study name such as ``<script>`` is shown, not run.
+The sections come from :func:`study.markdown.report_sections` (the content is
+decided once, for both reports); this module only renders them as HTML. The page
+needs nothing but itself: figures are embedded as base64 PNG data URIs, styles
+are inline, and there is no script. The verdict comes first. Every string from
+data or configuration (title, table cells, column names, readings, caveats,
+figure names) goes through ``html.escape``, so a study name such as
+``<script>`` is shown, not run.
 """
 from __future__ import annotations
 
@@ -12,20 +14,27 @@ import base64
 import html
 import numbers
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from study.analysis import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Verdict
+from study.markdown import (Bullets, FigureRef, Paragraph, ReportContext, Section, Span, Subheading, Table,
+                            format_value, report_sections)
 
-_STATUS_CLASS = {SUPPORTED: "supported", CONTRADICTED: "contradicted", INCONCLUSIVE: "inconclusive"}
+if TYPE_CHECKING:  # pragma: no cover
+    from study.statistics.analysis import Analysis
+
+#: CSS class of each statement status (the badge colour).
+STATUS_CLASS = {"supported": "supported", "contradicted": "contradicted", "other arm": "other-arm",
+                "inconclusive": "inconclusive"}
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
        padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: 0.5rem; }
 h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+h3 { font-size: 1.05rem; margin-top: 1.2rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.2rem; font-size: 0.85rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
@@ -34,7 +43,9 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .status { font-weight: bold; padding: 0.1rem 0.45rem; border-radius: 4px; white-space: nowrap; }
 .supported { background: #c8e6c9; color: #1b5e20; }
 .contradicted { background: #ffcdd2; color: #b71c1c; }
+.other-arm { background: #e1d5f0; color: #4a148c; }
 .inconclusive { background: #fff3c4; color: #6d4c00; }
+.note { background: #fff3c4; padding: 0.3rem 0.6rem; border-radius: 4px; }
 figure { margin: 1rem 0 2rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85rem; color: #555; }
@@ -44,11 +55,7 @@ figcaption { font-size: 0.85rem; color: #555; }
 
 def _text(value: Any) -> str:
     """Any value as escaped text, formatted as in report.md (4 significant digits, 'n/a')."""
-    from study.report import format_cell
-
-    if isinstance(value, str):
-        return html.escape(value)
-    return html.escape(format_cell(value).replace("\\|", "|"))
+    return html.escape(format_value(value))
 
 
 def _is_number(value: Any) -> bool:
@@ -69,71 +76,67 @@ def table_html(frame: pd.DataFrame) -> str:
     return f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _interval(low: float, high: float) -> str:
-    return f"[{_text(low)}, {_text(high)}]"
-
-
-def _verdict_html(verdict: Verdict) -> str:
-    level = f"{verdict.confidence:.0%}"
-    rows = []
-    for statement in verdict.statements:
-        status_class = _STATUS_CLASS.get(statement.status, "inconclusive")
-        rows.append(
-            "<tr>"
-            f"<td>{html.escape(statement.claim)}</td>"
-            f'<td><span class="status {status_class}">{html.escape(statement.status)}</span></td>'
-            f"<td>{html.escape(statement.measure)}<br><small>{html.escape(statement.direction)}</small></td>"
-            f'<td class="number">{_text(statement.estimate)}</td>'
-            f'<td class="number">{_interval(statement.ci_low, statement.ci_high)}</td>'
-            f'<td class="number">{_text(statement.p_value)}</td>'
-            "</tr>")
-    explanations = "".join(
-        f"<li><strong>{html.escape(statement.claim)}</strong>: {html.escape(statement.explanation)}</li>"
-        for statement in verdict.statements)
-    caveats = "".join(f"<li>{html.escape(caveat)}</li>" for caveat in verdict.caveats) or "<li>none found</li>"
-    fixed = "".join(f"<li>{html.escape(line)}</li>" for line in verdict.held_fixed)
-    return (
-        '<section id="verdict"><h2>Verdict</h2>'
-        f"<table><thead><tr><th>statement</th><th>status</th><th>primary measure</th>"
-        f"<th>slope difference ({html.escape(verdict.first)} - {html.escape(verdict.second)}) per depth doubling</th>"
-        f"<th>{level} interval</th><th>permutation p</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"<ul>{explanations}</ul>"
-        f"<h3>Caveats</h3><ul>{caveats}</ul>"
-        f"<h3>Held fixed</h3><ul>{fixed}</ul>"
-        f"<h3>Thresholds</h3>{table_html(verdict.thresholds.table())}"
-        f"<p><small>Intervals: percentile bootstrap, {verdict.resamples} resamples of seeds within each "
-        f"architecture x depth cell, seed {verdict.seed}. A statement is supported when the interval of its "
-        "primary slope difference lies entirely on the supporting side of 0, contradicted when entirely on the "
-        "other side, inconclusive otherwise.</small></p>"
-        "</section>"
-    )
-
-
-def _png_for(path: Path) -> Path | None:
-    """The PNG of a figure path (an SVG's PNG sibling), or None when there is none."""
-    path = Path(path)
+def _png_bytes(source: Path | bytes | None) -> bytes | None:
+    """The PNG bytes of a figure: given bytes, a PNG path, or an SVG path's PNG sibling."""
+    if source is None:
+        return None
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    path = Path(source)
     candidate = path if path.suffix.lower() == ".png" else path.with_suffix(".png")
-    return candidate if candidate.is_file() else None
+    return candidate.read_bytes() if candidate.is_file() else None
 
 
-def _figures_html(figures: Sequence[Path]) -> str:
-    seen: list[Path] = []
-    for path in figures:
-        png = _png_for(path)
-        if png is not None and png not in seen:
-            seen.append(png)
-    parts = []
-    for png in seen:
-        encoded = base64.b64encode(png.read_bytes()).decode("ascii")
-        caption = html.escape(png.stem.replace("_", " "))
-        parts.append(f'<figure><img src="data:image/png;base64,{encoded}" alt="{caption}">'
-                     f"<figcaption>{caption}</figcaption></figure>")
-    return "".join(parts) or "<p>(no figures)</p>"
+def _spans_html(parts: Sequence[Span]) -> str:
+    out = []
+    for part in parts:
+        text = html.escape(part.text)
+        if part.code:
+            out.append(f"<code>{text}</code>")
+        elif part.strong and part.text in STATUS_CLASS:
+            out.append(f'<span class="status {STATUS_CLASS[part.text]}">{text}</span>')
+        elif part.strong:
+            out.append(f"<strong>{text}</strong>")
+        else:
+            out.append(text)
+    return "".join(out)
 
 
-def render_html(verdict: Verdict, tables: Mapping[str, pd.DataFrame], figures: Sequence[Path], title: str) -> str:
-    """The whole report page: verdict first, then the figures (embedded PNGs), then the tables."""
-    sections = "".join(f"<h3>{html.escape(str(name))}</h3>{table_html(frame)}" for name, frame in tables.items())
+def _block_html(block: Any, figures: Mapping[str, Path | bytes]) -> str:
+    if isinstance(block, Paragraph):
+        return f"<p>{_spans_html(block.spans)}</p>"
+    if isinstance(block, Bullets):
+        return "<ul>" + "".join(f"<li>{_spans_html(item)}</li>" for item in block.items) + "</ul>"
+    if isinstance(block, Table):
+        return table_html(block.frame)
+    if isinstance(block, Subheading):
+        return f"<h3>{html.escape(block.text)}</h3>"
+    if isinstance(block, FigureRef):
+        name, caption = html.escape(block.name), html.escape(block.caption)
+        data = _png_bytes(figures.get(block.name))
+        if data is None:
+            return f"<p>Figure {name}: (not available)</p>"
+        encoded = base64.b64encode(data).decode("ascii")
+        return (f'<figure id="figure-{name}"><img src="data:image/png;base64,{encoded}" alt="{name}">'
+                f"<figcaption><strong>{name}</strong>: {caption}</figcaption></figure>")
+    raise TypeError(f"unknown block {block!r}")
+
+
+def _section_html(section: Section, figures: Mapping[str, Path | bytes]) -> str:
+    heading = "" if section.id == "status" else f"<h2>{html.escape(section.heading)}</h2>"
+    body = "".join(_block_html(block, figures) for block in section.blocks)
+    return f'<section id="{html.escape(section.id)}">{heading}{body}</section>'
+
+
+def render_html(analysis: Analysis, figure_files: Mapping[str, Path | bytes], title: str,
+                partial_note: str | None = None) -> str:
+    """The whole report page: the sections of report.md, the figures embedded as PNG.
+
+    ``figure_files`` maps a figure name to its PNG file (an SVG path finds its
+    PNG sibling) or to PNG bytes; a figure without one says it is not available.
+    """
+    context = ReportContext.from_manifest(analysis.manifest, figures=tuple(figure_files))
+    sections = report_sections(analysis, context, partial_note=partial_note)
     escaped_title = html.escape(title)
     return (
         "<!DOCTYPE html>\n"
@@ -141,59 +144,6 @@ def render_html(verdict: Verdict, tables: Mapping[str, pd.DataFrame], figures: S
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escaped_title}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{escaped_title}</h1>"
-        f"{_verdict_html(verdict)}"
-        f'<section id="figures"><h2>Figures</h2>{_figures_html(figures)}</section>'
-        f'<section id="tables"><h2>Tables</h2>{sections or "<p>(no tables)</p>"}</section>'
-        "</body></html>\n"
+        + "".join(_section_html(section, figure_files) for section in sections)
+        + "</body></html>\n"
     )
-
-
-def _markdown_text(value: Any) -> str:
-    """A value for a Markdown table or list: angle brackets and ampersands as entities (so data cannot
-    inject HTML into a rendered report.md), pipes escaped, one line."""
-    if isinstance(value, str):
-        return html.escape(value, quote=False).replace("|", "\\|").replace("\n", " ")
-    return _text(value)
-
-
-def verdict_markdown(verdict: Verdict) -> str:
-    """The verdict as a Markdown block for report.md (statements, all measures, caveats, what was fixed)."""
-    level = f"{verdict.confidence:.0%}"
-    first, second = _markdown_text(verdict.first), _markdown_text(verdict.second)
-    lines = [
-        "## Verdict", "",
-        f"| statement | status | primary measure | slope difference ({first} - {second}) "
-        f"per depth doubling | {level} interval | permutation p |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
-    ]
-    for statement in verdict.statements:
-        lines.append(
-            f"| {_markdown_text(statement.claim)} | **{statement.status}** | {_markdown_text(statement.measure)} | "
-            f"{_text(statement.estimate)} | [{_text(statement.ci_low)}, {_text(statement.ci_high)}] | "
-            f"{_text(statement.p_value)} |")
-    lines.append("")
-    for statement in verdict.statements:
-        lines += [f"- **{_markdown_text(statement.claim)}** ({_markdown_text(statement.direction)}): "
-                  f"{_markdown_text(statement.explanation)}"]
-    slopes = verdict.slopes
-    if slopes is not None and not slopes.empty:
-        lines += ["", "All measures (slope per doubling of depth; interval of the difference):", "",
-                  "| question | measure | primary | supports if | "
-                  f"{first} slope | {second} slope | difference | {level} interval | p | status |",
-                  "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-        for _, row in slopes.iterrows():
-            lines.append(
-                f"| {row['question']} | {row['measure']} | {'yes' if row['primary'] else 'no'} | "
-                f"{row['supports_if']} | "
-                f"{_text(row['slope_first'])} | {_text(row['slope_second'])} | {_text(row['difference'])} | "
-                f"[{_text(row['ci_low'])}, {_text(row['ci_high'])}] | {_text(row['p_value'])} | {row['status']} |")
-    lines += ["", "Caveats:", ""]
-    lines += [f"- {_markdown_text(caveat)}" for caveat in verdict.caveats] or ["- none found"]
-    lines += ["", "Held fixed:", ""]
-    lines += [f"- {_markdown_text(line)}" for line in verdict.held_fixed]
-    lines += ["", "Thresholds: " + ", ".join(
-        f"{row.threshold}={_text(row.value)}" for row in verdict.thresholds.table().itertuples(index=False)) + ".",
-        f"Intervals: percentile bootstrap with {verdict.resamples} resamples of seeds within each "
-        f"architecture x depth cell (seed {verdict.seed}); p-values from as many permutations of the "
-        "architecture labels within each depth.", ""]
-    return "\n".join(lines)

@@ -11,6 +11,7 @@ as they are produced, so a killed run loses at most the epoch in progress.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
@@ -21,6 +22,8 @@ from typing import Any, Iterable, Sequence
 import keras
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from study.errors import BadInput
 
 #: Keras clips probabilities to [epsilon, 1 - epsilon] before the log; so do we,
 #: so a recorded loss equals ``model.evaluate`` of a penalty-free model.
@@ -73,23 +76,54 @@ def per_class_scores(probabilities: np.ndarray, labels: np.ndarray, class_names:
             for name, p, r, f, n in zip(class_names, precision, recall, f1, support)]
 
 
+class TableMismatch(BadInput):
+    """A table on disk does not have the header (or the clean end) that rows may be appended under."""
+
+
 class RowWriter:
-    """Appends CSV rows with a fixed header; writes the header once, flushes every row."""
+    """Appends CSV rows with a fixed header; writes the header once, flushes every row.
+
+    Rows are never appended under a missing or different header, nor after a
+    torn last line: an existing non-empty file must start with exactly this
+    header line and end with a line end, else :class:`TableMismatch` is raised
+    and nothing is written (the runner checks and repairs headers before a
+    study resumes, so this is a last guard).
+    """
 
     def __init__(self, path: Path, columns: Sequence[str]):
         self.path = Path(path)
         self.columns = list(columns)
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(self.columns)
+        self.header = buffer.getvalue().encode("utf-8")
+
+    def _check_existing(self, handle) -> bool:
+        """True when the file is empty (the header must be written); raise when rows may not be appended."""
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return True
+        handle.seek(0)
+        first = handle.readline(len(self.header) + 1)
+        if first.rstrip(b"\r\n") != self.header.rstrip(b"\r\n"):
+            raise TableMismatch("its header is not this table's header line; refusing to append rows under it "
+                                "(use --overwrite or --name)", source=str(self.path))
+        handle.seek(size - 1)
+        if handle.read(1) not in (b"\n", b"\r"):
+            raise TableMismatch("its last line is torn; refusing to append rows after it (run the study again to "
+                                "resume it: that drops the torn line)", source=str(self.path))
+        return False
 
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="raise")
-            if new_file:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({column: _cell(row.get(column)) for column in self.columns})
-            handle.flush()
-            os.fsync(handle.fileno())
+        with open(self.path, "a+b") as raw:
+            new_file = self._check_existing(raw)
+            with io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True) as handle:
+                writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="raise")
+                if new_file:
+                    writer.writeheader()
+                for row in rows:
+                    writer.writerow({column: _cell(row.get(column)) for column in self.columns})
+                handle.flush()
+                os.fsync(handle.fileno())
 
 
 def _cell(value: Any) -> Any:

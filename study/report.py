@@ -1,599 +1,654 @@
-"""The Markdown report of a study: a function of the run's tables only.
+"""Build ``reports/<study>/`` from ``runs/<study>/``: the only module of the report that touches files.
 
-:func:`build_report` reads ``runs/<study>/epochs.csv``, ``trials.csv`` and
-``manifest.json``, recomputes every overfitting measure from the epochs (it does
-not trust the measure columns of trials.csv), builds small frames with pure
-functions (:func:`isolation_table`, :func:`median_table`,
-:func:`boundary_table`, :func:`failed_table`, and :func:`per_class_table` from
-``classes.csv`` when the run has one) and writes them as CSV files next to
-``report.md``. Nothing else (no clock, no paths, no model) goes in, so a copy
-of the run directory anywhere rebuilds the same report.
+:func:`build_report` reads epochs.csv, trials.csv, manifest.json and (when the
+run has one) classes.csv and checks them before anything is written
+(:func:`load_run`): every cell is read as text and converted column by column,
+so a bad cell, a row with too many fields, a duplicated (trial, phase, epoch)
+row, an unknown phase or status, a missing column, an empty table or a manifest
+that is not a JSON object is a one-line :class:`~study.errors.BadInput` naming
+the file, the line (the header is line 1) and the column. A torn last row (no
+line end, or too few fields: a writer stopped half-way) is left out and listed
+among the report's data problems instead. :func:`study_note` says whether the
+study is still running (its runner holds ``<runs>/.<name>.lock``) or stopped
+before it finished (no end time in the manifest). Then it runs
+:func:`study.statistics.analysis.analyse`, and writes what it returns:
+report.md (:mod:`study.markdown`), report.html (:mod:`study.html_report`), every
+table as ``<name>.csv`` and every figure of :func:`study.figures.build_figures`
+as ``figures/<name>.png`` and ``.svg``.
+
+Everything is written into a new directory next to the report directory, which
+then replaces the old one whole (the old one is renamed away, the new one
+renamed in, the old one deleted): a build that fails leaves the previous report
+as it was, never a mix of old and new files. Nothing but the run's tables goes
+in (no clock, no paths), so a copy of the run directory anywhere rebuilds the
+same report.
 """
 from __future__ import annotations
 
-import html as html_module
+import csv
+import fcntl
+import io
 import json
 import math
-import numbers
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from study import tables
+from study.config import MAX_DEPTH, MAX_EPOCHS, ROLES, AnalysisConfig
 from study.errors import BadInput
-from study.measures import DEFAULT_ONSET_TOLERANCE, MEASURE_COLUMNS, check_tolerance, measures_table
+from study.figures import build_figures
+from study.html_report import render_html
+from study.markdown import ReportContext, render_markdown
+from study.statistics.analysis import Analysis, analyse
+from study.statistics.summaries import CLASS_REQUIRED_COLUMNS, hyperparameters_with_role
 
 REPORT_FILE = "report.md"
-ISOLATION_FILE = "isolation.csv"
-MEDIANS_FILE = "medians.csv"
-BOUNDARIES_FILE = "boundaries.csv"
-FAILED_FILE = "failed.csv"
-PER_CLASS_FILE = "per_class.csv"
 HTML_FILE = "report.html"
-
-#: Phase whose trials the isolation and median tables use.
-TUNE_PHASE = "tune"
-
-#: A best value within this fraction of a min/max range from an edge sits on a boundary.
-BOUNDARY_FRACTION = 0.05
-
-#: classes.csv columns the per-class section needs.
-CLASS_REQUIRED_COLUMNS = ["trial_id", "class_name", "precision", "recall", "f1", "support"]
-
-#: trials.csv columns summarising a trial's test scores over classes, shown beside the per-class scores.
-TEST_SUMMARY_COLUMNS = ["test_accuracy", "test_macro_f1", "test_balanced_accuracy"]
+FIGURES_DIR = "figures"
 
 #: trials.csv columns the report needs besides the scientific and nuisance hyperparameters.
-TRIAL_REQUIRED_COLUMNS = ["trial_id", "status", "parameter_count", "test_accuracy"]
+TRIAL_REQUIRED_COLUMNS = ["trial_id", "status"]
+#: epochs.csv columns the report needs.
+EPOCH_REQUIRED_COLUMNS = ["trial_id", "architecture", "depth", "epoch", "train_loss", "val_loss", "val_accuracy"]
 
-_MEDIAN_MEASURES = ["best_epoch", "best_val_loss", "gap_at_best", "final_gap", "gap_growth"]
+#: Resolution of the PNG figures.
+FIGURE_DPI = 110
+
+#: The notes at the top of a report of a study that has not finished.
+RUNNING_NOTE = "partial: the study is still running"
+STOPPED_NOTE = "the study stopped before it finished (run the same command again to resume it)"
+
 _RUN_HINT = "run `python -m study run ...` first"
+#: How a numeric cell may say "no value" (pandas' defaults; the runner writes NaN as an empty cell).
+_MISSING = frozenset({"", "nan", "NaN", "NAN", "-nan", "-NaN", "NA", "N/A", "n/a", "<NA>", "#N/A", "null", "NULL",
+                      "None"})
+_PHASES = ("tune", "repeat")
+_STATUSES = (tables.COMPLETED, tables.DIVERGED, tables.FAILED)
 
 
-# ---------------------------------------------------------------- the search space
-
-
-def hyperparameters_with_role(space: dict[str, Any], role: str) -> list[str]:
-    """Names of the space's hyperparameters with the given role, in the space's order."""
-    return [name for name, spec in space["hyperparameters"].items() if spec.get("role") == role]
-
-
-def fixed_values(space: dict[str, Any]) -> dict[str, Any]:
-    """What the study held fixed: {name: value} for role 'fixed'."""
-    fixed = {}
-    for name in hyperparameters_with_role(space, "fixed"):
-        spec = space["hyperparameters"][name]
-        if "value" in spec:
-            fixed[name] = spec["value"]
-        elif len(spec.get("values", [])) == 1:
-            fixed[name] = spec["values"][0]
-        else:
-            fixed[name] = describe_range(spec)
-    return fixed
-
-
-def describe_range(spec: dict[str, Any]) -> str:
-    """A hyperparameter's search range as one short string."""
-    if "values" in spec:
-        return "[" + ", ".join(str(value) for value in spec["values"]) + "]"
-    if "min" in spec and "max" in spec:
-        text = f"{spec['min']}..{spec['max']}"
-        if spec.get("step") is not None:
-            text += f" step {spec['step']}"
-        if spec.get("log"):
-            text += " (log)"
-        return text
-    if "value" in spec:
-        return str(spec["value"])
-    return json.dumps(spec, sort_keys=True, default=str)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def boundary_position(value: Any, spec: dict[str, Any]) -> tuple[str, float, bool, str]:
-    """Where a value sits in a hyperparameter's range: (kind, position, on_boundary, edge).
-
-    ``values`` lists of numbers: on a boundary when equal to the lowest or highest
-    listed value (the first or last of the usual sorted list); position is the
-    index in the list scaled to 0..1. Lists of names (e.g. a penalty type) have no
-    order, so they never sit on a boundary. ``min``/``max`` ranges: the relative
-    position in the range, in log space when ``"log": true``; on a boundary when
-    within :data:`BOUNDARY_FRACTION` of either edge. Lists or ranges with a single
-    value are never on a boundary (there is nothing to widen towards).
-    """
-    if "values" in spec:
-        listed = list(spec["values"])
-        if not listed or not all(_is_number(item) for item in listed) or not _is_number(value):
-            return "categorical", math.nan, False, ""
-        low, high = min(listed), max(listed)
-        matches = [index for index, item in enumerate(listed) if math.isclose(item, value, rel_tol=1e-9, abs_tol=1e-12)]
-        position = matches[0] / (len(listed) - 1) if matches and len(listed) > 1 else math.nan
-        if low == high:
-            return "values", position, False, ""
-        if math.isclose(value, low, rel_tol=1e-9, abs_tol=1e-12):
-            return "values", position, True, "lower"
-        if math.isclose(value, high, rel_tol=1e-9, abs_tol=1e-12):
-            return "values", position, True, "upper"
-        return "values", position, False, ""
-    if "min" in spec and "max" in spec:
-        low, high, value = float(spec["min"]), float(spec["max"]), float(value)
-        kind = "log range" if spec.get("log") else "range"
-        if spec.get("log"):
-            if low <= 0 or value <= 0:
-                raise ValueError(f"log range {low}..{high} needs positive values, got {value}")
-            low, high, value = math.log(low), math.log(high), math.log(value)
-        if high <= low:
-            return kind, math.nan, False, ""
-        position = (value - low) / (high - low)
-        if position <= BOUNDARY_FRACTION:
-            return kind, position, True, "lower"
-        if position >= 1 - BOUNDARY_FRACTION:
-            return kind, position, True, "upper"
-        return kind, position, False, ""
-    return "fixed", math.nan, False, ""
-
-
-# ---------------------------------------------------------------- pure frames
-
-
-def tune_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the tuning phase (all rows when the table has no phase column)."""
-    if "phase" not in frame.columns:
-        return frame
-    return frame.loc[frame["phase"] == TUNE_PHASE]
-
-
-def _sort_cells(frame: pd.DataFrame, space: dict[str, Any], columns: list[str]) -> pd.DataFrame:
-    """Sort rows by the given hyperparameters in the order the space lists their values."""
-
-    def order(series: pd.Series) -> pd.Series:
-        spec = space["hyperparameters"].get(series.name, {})
-        if "values" not in spec:
-            return series
-        rank = {value: index for index, value in enumerate(spec["values"])}
-        return series.map(lambda value: rank.get(value, len(rank)))
-
-    if not columns or frame.empty:
-        return frame.reset_index(drop=True)
-    return frame.sort_values(columns, key=order, kind="stable").reset_index(drop=True)
-
-
-def tune_trials(measures: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-    """Tuning trials from trials.csv joined with measures recomputed from the epochs.
-
-    The measure columns of trials.csv are dropped, so the report relies on the
-    epochs only; trials.csv supplies status, hyperparameters, parameter count and
-    test metrics. Trials without epoch rows get missing measures.
-    """
-    trial_rows = tune_rows(trials)
-    trial_rows = trial_rows.drop(columns=[column for column in MEASURE_COLUMNS if column in trial_rows.columns])
-    if trial_rows["trial_id"].duplicated().any():
-        duplicated = trial_rows.loc[trial_rows["trial_id"].duplicated(), "trial_id"].iloc[0]
-        raise ValueError(f"trials.csv lists tuning trial {duplicated!r} more than once")
-    measure_rows = tune_rows(measures)[["trial_id", *MEASURE_COLUMNS]]
-    return trial_rows.merge(measure_rows, on="trial_id", how="left", validate="one_to_one")
-
-
-def isolation_table(measures: pd.DataFrame, trials: pd.DataFrame, space: dict[str, Any]) -> pd.DataFrame:
-    """Per cell (combination of scientific values): the best completed tuning trial.
-
-    "Best" is the lowest best_val_loss, i.e. the nuisances tuned away; ties go to
-    the lower trial id. One row per cell that has a completed trial with a finite
-    validation loss, with its nuisance values, parameter count, measures and test
-    accuracy.
-    """
-    scientific = hyperparameters_with_role(space, "scientific")
-    nuisance = hyperparameters_with_role(space, "nuisance")
-    joined = tune_trials(measures, trials)
-    candidates = joined.loc[(joined["status"] == tables.COMPLETED) & joined["best_val_loss"].notna()]
-    winners = candidates.sort_values([*scientific, "best_val_loss", "trial_id"], kind="stable")
-    winners = winners.drop_duplicates(scientific, keep="first")
-    columns = [*scientific, "trial_id", *nuisance, "parameter_count", *MEASURE_COLUMNS, "test_accuracy"]
-    return _sort_cells(winners[columns], space, scientific)
-
-
-def median_table(measures: pd.DataFrame, trials: pd.DataFrame, space: dict[str, Any]) -> pd.DataFrame:
-    """Per cell: completed and failed tuning trials and medians over the completed ones.
-
-    ``median_overfit_onset`` is the median over trials that have an onset;
-    ``onset_fraction`` the share of completed trials (with a finite validation
-    loss) that have one. Every cell seen in the tuning trials gets a row, also one
-    whose trials all failed.
-    """
-    scientific = hyperparameters_with_role(space, "scientific")
-    joined = tune_trials(measures, trials)
-    cells = joined[scientific].drop_duplicates()
-    completed = joined.loc[joined["status"] == tables.COMPLETED].copy()
-    completed["has_onset"] = completed["overfit_onset"].notna().astype(float)
-    completed["measured"] = completed["best_epoch"].notna()
-    for column in [*_MEDIAN_MEASURES, "overfit_onset", "test_accuracy"]:
-        completed[column] = pd.to_numeric(completed[column]).astype(float)
-    grouped = completed.groupby(scientific, sort=False, dropna=False)
-    medians = grouped[[*_MEDIAN_MEASURES, "overfit_onset", "test_accuracy"]].median()
-    medians.columns = [f"median_{column}" for column in medians.columns]
-    medians["completed_trials"] = grouped.size()
-    measured = completed.loc[completed["measured"]].groupby(scientific, sort=False, dropna=False)["has_onset"]
-    medians["onset_fraction"] = measured.mean()
-    failed = joined.loc[joined["status"] == tables.FAILED].groupby(scientific, sort=False, dropna=False).size()
-    table = cells.merge(medians.reset_index(), on=scientific, how="left")
-    table = table.merge(failed.rename("failed_trials").reset_index(), on=scientific, how="left")
-    for column in ["completed_trials", "failed_trials"]:
-        table[column] = table[column].fillna(0).astype(np.int64)
-    columns = [
-        *scientific, "completed_trials", "failed_trials",
-        *(f"median_{column}" for column in _MEDIAN_MEASURES),
-        "median_overfit_onset", "onset_fraction", "median_test_accuracy",
-    ]
-    return _sort_cells(table[columns], space, scientific)
-
-
-def boundary_table(isolation: pd.DataFrame, space: dict[str, Any]) -> pd.DataFrame:
-    """Per cell and nuisance hyperparameter: the best trial's value and whether it is on an edge.
-
-    A best value on the edge of its search range means the tuner may have wanted
-    to go further, so the cell's winner (and the comparison between cells) is
-    suspect until the range is widened. Hyperparameters that do not apply to a
-    cell (a missing value, e.g. kernel size of an LSTM) are left out.
-    """
-    scientific = hyperparameters_with_role(space, "scientific")
-    rows = []
-    for _, winner in isolation.iterrows():
-        for name in hyperparameters_with_role(space, "nuisance"):
-            value = winner[name]
-            if pd.isna(value):
-                continue
-            if isinstance(value, np.generic):
-                value = value.item()
-            spec = space["hyperparameters"][name]
-            kind, position, on_boundary, edge = boundary_position(value, spec)
-            rows.append({
-                **{column: winner[column] for column in scientific},
-                "trial_id": winner["trial_id"], "hyperparameter": name, "value": value,
-                "search_range": describe_range(spec), "kind": kind, "position": position,
-                "on_boundary": on_boundary, "edge": edge,
-            })
-    columns = [*scientific, "trial_id", "hyperparameter", "value", "search_range", "kind", "position", "on_boundary", "edge"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def failed_table(trials: pd.DataFrame, space: dict[str, Any]) -> pd.DataFrame:
-    """Failed tuning trials with their cell and message."""
-    scientific = hyperparameters_with_role(space, "scientific")
-    trial_rows = tune_rows(trials)
-    failed = trial_rows.loc[trial_rows["status"] == tables.FAILED]
-    message = failed["message"] if "message" in failed.columns else pd.Series("", index=failed.index)
-    table = failed[[*scientific, "trial_id"]].assign(message=message.fillna("").astype(str))
-    return _sort_cells(table.sort_values("trial_id", kind="stable"), space, scientific)
-
-
-def per_class_table(isolation: pd.DataFrame, classes: pd.DataFrame, trials: pd.DataFrame,
-                    space: dict[str, Any], class_names: list[str] | None = None) -> pd.DataFrame:
-    """Per cell and class: the test precision, recall, F1 and support of the cell's isolation winner.
-
-    ``classes`` is classes.csv (one row per trial and class, tuning rows used);
-    ``trials`` supplies each winner's test accuracy, macro-F1 and balanced
-    accuracy (missing when an older trials.csv lacks them). Rows follow the
-    isolation table's cell order and, within a cell, ``class_names`` (else the
-    order of classes.csv). A winner without classes.csv rows gets no rows.
-    """
-    scientific = hyperparameters_with_role(space, "scientific")
-    class_rows = tune_rows(classes)
-    columns = [*scientific, "trial_id", "class_name", "precision", "recall", "f1", "support", *TEST_SUMMARY_COLUMNS]
-    if isolation.empty:
-        return pd.DataFrame(columns=columns)
-    if class_rows[["trial_id", "class_name"]].duplicated().any():
-        trial_id, class_name = class_rows.loc[class_rows[["trial_id", "class_name"]].duplicated(),
-                                              ["trial_id", "class_name"]].iloc[0]
-        raise ValueError(f"classes.csv lists class {class_name!r} of tuning trial {trial_id!r} more than once")
-    summary = tune_rows(trials).reindex(columns=["trial_id", *TEST_SUMMARY_COLUMNS])
-    winners = isolation[[*scientific, "trial_id"]].reset_index(names="cell_order")
-    table = winners.merge(class_rows[CLASS_REQUIRED_COLUMNS], on="trial_id", how="inner", validate="one_to_many")
-    table = table.merge(summary, on="trial_id", how="left", validate="many_to_one")
-    order = list(class_names or []) + [name for name in dict.fromkeys(class_rows["class_name"])
-                                       if name not in (class_names or [])]
-    table["class_order"] = table["class_name"].map({name: index for index, name in enumerate(order)})
-    table = table.sort_values(["cell_order", "class_order"], kind="stable")
-    return table[columns].reset_index(drop=True)
+# ---------------------------------------------------------------- reading and checking
 
 
 @dataclass(frozen=True)
-class ReportFrames:
-    """The frames a report is made of; figures and verdicts reuse them."""
+class Column:
+    """What one table column may hold.
 
-    measures: pd.DataFrame
-    isolation: pd.DataFrame
-    medians: pd.DataFrame
-    boundaries: pd.DataFrame
-    failed: pd.DataFrame
+    kind: ``text`` (missing allowed), ``name`` (non-empty text), ``choice`` (one of ``choices``),
+    ``number`` (any number, NaN and infinities included: a diverged epoch's losses), ``finite``
+    (a finite number), ``whole`` (a whole number in [minimum, maximum]). ``required``: an empty
+    cell is an error (``name`` and ``choice`` are always required).
+    """
 
-
-def report_frames(
-    epochs: pd.DataFrame, trials: pd.DataFrame, space: dict[str, Any],
-    *, tolerance: float = DEFAULT_ONSET_TOLERANCE,
-) -> ReportFrames:
-    """Compute every frame of the report from the tables (pure)."""
-    measures = measures_table(tune_rows(epochs), tolerance)
-    isolation = isolation_table(measures, trials, space)
-    return ReportFrames(
-        measures=measures,
-        isolation=isolation,
-        medians=median_table(measures, trials, space),
-        boundaries=boundary_table(isolation, space),
-        failed=failed_table(trials, space),
-    )
+    kind: str
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
 
 
-# ---------------------------------------------------------------- rendering
+_NAME, _TEXT, _NUMBER, _FINITE = Column("name"), Column("text"), Column("number"), Column("finite")
+_HYPERPARAMETER_RULES = {name: _FINITE for name in tables.HYPERPARAMETER_COLUMNS}
+_HYPERPARAMETER_RULES.update(architecture=_NAME, weight_decay_type=_TEXT,
+                             depth=Column("whole", required=True, minimum=1, maximum=MAX_DEPTH))
+_TRIAL_KEY_RULES = {"trial_id": _NAME, "phase": Column("choice", choices=_PHASES)}
+
+EPOCH_RULES: dict[str, Column] = {
+    **_TRIAL_KEY_RULES, **_HYPERPARAMETER_RULES, "seed": _FINITE,
+    "epoch": Column("whole", required=True, minimum=1, maximum=MAX_EPOCHS),
+    **{name: _NUMBER for name in tables.EPOCH_METRIC_COLUMNS},
+}
+TRIAL_RULES: dict[str, Column] = {
+    **_TRIAL_KEY_RULES, "status": Column("choice", choices=_STATUSES), **_HYPERPARAMETER_RULES,
+    # A failed trial's row may lack them (a repeat of a cell whose tuning trials all failed names its cell only).
+    "architecture": _TEXT, "depth": Column("whole", minimum=1, maximum=MAX_DEPTH), "seed": _FINITE,
+    "setting": Column("whole", minimum=0), "parent_trial_id": _TEXT, "message": _TEXT,
+    **{name: _NUMBER for name in tables.TRIAL_COLUMNS
+       if name not in (*_TRIAL_KEY_RULES, "status", *_HYPERPARAMETER_RULES, "seed", "setting", "parent_trial_id",
+                       "message")},
+}
+CLASS_RULES: dict[str, Column] = {
+    **_TRIAL_KEY_RULES, "class_name": _NAME, "precision": _NUMBER, "recall": _NUMBER, "f1": _NUMBER,
+    "support": _FINITE,
+}
 
 
-def format_cell(value: Any) -> str:
-    """One table cell: floats to 4 significant digits, missing values as 'n/a'."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        return f"{float(value):.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+@dataclass(frozen=True)
+class RunTables:
+    """A run directory's tables as read and checked, and the problems the report lists (torn rows)."""
+
+    epochs: pd.DataFrame
+    trials: pd.DataFrame
+    manifest: dict[str, Any]
+    classes: pd.DataFrame | None
+    problems: tuple[str, ...] = ()
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of a frame (numbers right-aligned)."""
-    if frame.empty:
-        return "(no rows)"
-    header = "| " + " | ".join(str(column) for column in frame.columns) + " |"
-    align = []
-    for column in frame.columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column])
-        align.append("---:" if numeric else "---")
-    lines = [header, "| " + " | ".join(align) + " |"]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(format_cell(value) for value in row) + " |")
-    return "\n".join(lines)
+def _shown(value: Any, limit: int = 40) -> str:
+    """A cell for a one-line message: its text quoted, escaped and cut (a parsed number as Python writes it)."""
+    text = value if isinstance(value, str) else str(value.item() if isinstance(value, np.generic) else value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _cell_label(row: pd.Series, scientific: list[str]) -> str:
-    return ", ".join(f"{name}={format_cell(row[name])}" for name in scientific)
+def _parse_csv(path: Path, rules: Mapping[str, Column]) -> tuple[list[str], list[Sequence[str] | np.ndarray],
+                                                                np.ndarray, list[str]]:
+    """(header, each column's cells, each row's 1-based line number, problems) of a CSV file.
 
+    A column's cells are text, or a numeric array when every cell of a column the
+    ``rules`` do not read as text was a number.
 
-def _tuner_settings(manifest: dict[str, Any]) -> dict[str, Any]:
-    tuner = manifest.get("space", {}).get("tuner") or manifest.get("tuner") or {}
-    return tuner if isinstance(tuner, dict) else {"name": tuner}
-
-
-def render_per_class(per_class: pd.DataFrame, scientific: list[str]) -> list[str]:
-    """Lines of the "Per-class test scores" section: a summary per cell, then one row per (cell, class)."""
-    lines = ["## Per-class test scores", "",
-             "Test split scores of each cell's isolation winner at its best epoch (from classes.csv and "
-             "trials.csv). Macro-F1 is the unweighted mean of the class F1 scores and balanced accuracy the mean "
-             "of the class recalls, so a rare class counts as much as a common one; accuracy alone rewards "
-             "predicting the majority class.", ""]
-    if per_class.empty:
-        return lines + ["classes.csv has no rows for the isolation winners.", ""]
-    summary = per_class[[*scientific, "trial_id", *TEST_SUMMARY_COLUMNS]].drop_duplicates("trial_id")
-    scores = per_class[[*scientific, "trial_id", "class_name", "precision", "recall", "f1", "support"]]
-    return lines + [markdown_table(summary.reset_index(drop=True)), "", markdown_table(scores), ""]
-
-
-def render_report(manifest: dict[str, Any], frames: ReportFrames, trials: pd.DataFrame, tolerance: float,
-                  per_class: pd.DataFrame | None = None) -> str:
-    """The text of report.md; ``per_class`` (from :func:`per_class_table`) adds the per-class section."""
-    space = manifest["space"]
-    scientific = hyperparameters_with_role(space, "scientific")
-    study_name = manifest.get("study", "unnamed")
-    dataset = manifest.get("dataset") or space.get("dataset") or {}
-    dataset_name = dataset.get("name", "unknown") if isinstance(dataset, dict) else str(dataset)
-    content_hash = dataset.get("content_hash", "not recorded") if isinstance(dataset, dict) else "not recorded"
-
-    tuner = _tuner_settings(manifest)
-    tuner_name = next((str(tuner[key]) for key in ("name", "type", "algorithm", "kind") if key in tuner), "unspecified")
-    settings = ", ".join(
-        f"{key}={value}" for key, value in tuner.items()
-        if key not in ("name", "type", "algorithm", "kind") and not isinstance(value, (dict, list))
-    )
-    tune_trial_rows = tune_rows(trials)
-    completed = int((tune_trial_rows["status"] == tables.COMPLETED).sum())
-    failed_count = int((tune_trial_rows["status"] == tables.FAILED).sum())
-    max_epochs = frames.measures["epochs_run"].max() if not frames.measures.empty else 0
-    budget = f"max_trials={tuner['max_trials']}; " if "max_trials" in tuner else ""
-    budget += (
-        f"{len(tune_trial_rows)} tuning trials recorded ({completed} completed, {failed_count} failed), "
-        f"at most {format_cell(max_epochs)} epochs per trial"
-    )
-
-    lines = [f"# Study report: {study_name}", ""]
-    lines.append(f"- **Dataset:** {dataset_name} (content hash `{content_hash}`)")
-    lines.append(f"- **Tuner:** {tuner_name}" + (f" ({settings})" if settings else ""))
-    lines.append(f"- **Budget:** {budget}")
-    fixed = fixed_values(space)
-    fixed_text = ", ".join(f"{name}={value}" for name, value in fixed.items()) if fixed else "nothing"
-    lines.append(f"- **Held fixed:** {fixed_text}")
-    lines.append(f"- **Scientific hyperparameters (cells):** {', '.join(scientific)}; "
-                 f"nuisance hyperparameters tuned: {', '.join(hyperparameters_with_role(space, 'nuisance')) or 'none'}")
-    lines.append(f"- **Overfitting onset tolerance:** {format_cell(tolerance)} nats")
-    lines += ["", "## Isolation: best tuned trial per cell", "", markdown_table(frames.isolation), ""]
-    missing = frames.medians.loc[frames.medians["completed_trials"] == 0]
-    if not missing.empty:
-        labels = "; ".join(_cell_label(row, scientific) for _, row in missing.iterrows())
-        lines += [f"Cells without a completed trial: {labels}", ""]
-    if per_class is not None:
-        lines += render_per_class(per_class, scientific)
-    lines += ["## Medians over completed tuning trials per cell", "", markdown_table(frames.medians), ""]
-
-    lines += ["## Boundary warnings", ""]
-    on_edge = frames.boundaries.loc[frames.boundaries["on_boundary"].astype(bool)] if not frames.boundaries.empty else frames.boundaries
-    if on_edge.empty:
-        lines.append("none")
+    A last line without a newline, or with fewer fields than the header, is torn
+    (the writer was stopped half-way): it is left out and named in the problems.
+    Anything else that is wrong is a BadInput naming the file and the line.
+    """
+    source, name = str(path), path.name
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise BadInput(f"cannot read the table ({error.strerror or error})", source=source) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise BadInput(f"cannot read the table (line {line} is not UTF-8 text)", source=source) from None
+    if not text.strip():
+        raise BadInput("is empty: not even a header line (the study has not written it yet?)", source=source)
+    problems = []
+    cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+    torn = text[cut:].strip() != ""
+    if torn:
+        text = text[:cut]
+        problems.append(f"{name}: line {_line_count(text) + 1} is torn (it has no line end: the study was stopped "
+                        "while writing it, or is still running); left out")
+        if not text.strip():
+            raise BadInput("holds only a torn first line, no header and no rows (the study was stopped while "
+                           "writing it)", source=source)
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    if '"' not in text and text.count("\r") == text.count("\r\n") and "\x00" not in text:
+        # No quoting, one kind of line end: what the runner writes (but a trials.csv message with a comma).
+        text = text.replace("\r\n", "\n")
+        split = text.split("\n")
+        if split and split[-1] == "":
+            split.pop()
+        if split and all(line.strip() for line in split) and len({line.count(",") for line in split}) == 1:
+            # Rectangular with no blank line: pandas' C parser reads it several times faster. Columns of
+            # numbers come back parsed; any column with an empty or other cell comes back as text and is
+            # checked cell by cell (text rules always read as text: trial ids like "03" stay as written).
+            header = split[0].split(",")
+            _check_header(header, 1, source)
+            as_text = {index: str for index, column in enumerate(header)
+                       if column not in rules or rules[column].kind in ("text", "name", "choice")}
+            table = pd.read_csv(io.StringIO(text), header=None, skiprows=1, names=list(range(len(header))),
+                                dtype=as_text, na_filter=False, engine="c", skip_blank_lines=False)
+            columns: list[Sequence[str] | np.ndarray] = []
+            for index in range(len(header)):
+                values = table[index]
+                numeric = values.dtype in (np.int64, np.float64) and index not in as_text
+                columns.append(values.to_numpy() if numeric else values.to_numpy(dtype=object))
+            return header, columns, np.arange(2, len(table) + 2, dtype=np.int64), problems
+        for number, line in enumerate(split, start=1):
+            if not line.strip():
+                continue  # a blank line
+            if header is None:
+                header, header_line = line.split(","), number
+                continue
+            rows.append(line.split(","))
+            lines.append(number)
     else:
-        for _, row in on_edge.iterrows():
-            lines.append(
-                f"- {_cell_label(row, scientific)}: best {row['hyperparameter']} = {format_cell(row['value'])} "
-                f"is on the {row['edge']} edge of {row['search_range']} (trial {row['trial_id']}); "
-                "widen the range before trusting this cell"
-            )
-    lines.append("")
-
-    lines += ["## Failed trials", "", f"{failed_count} failed tuning trial(s)."]
-    if not frames.failed.empty:
-        per_cell = frames.medians.loc[frames.medians["failed_trials"] > 0]
-        lines.append("Per cell: " + "; ".join(
-            f"{_cell_label(row, scientific)}: {row['failed_trials']}" for _, row in per_cell.iterrows()
-        ) + ".")
-        lines += ["", markdown_table(frames.failed.assign(message=frames.failed["message"].str.slice(0, 160)))]
-    lines.append("")
-
-    lines += [
-        "## How to read this",
-        "",
-        "Each cell is one combination of the scientific hyperparameters; within a cell the nuisance "
-        "hyperparameters were tuned, and the isolation table shows the trial with the lowest validation loss. "
-        "Train and validation losses are both pure data losses evaluated in inference mode (no dropout, no weight "
-        "penalty), so the *gap* = validation loss - train loss is the true generalisation gap. "
-        "*best_epoch* is the epoch with the lowest validation loss (*best_val_loss*, with *best_val_accuracy* "
-        "at that epoch); *gap_at_best* is the gap there and *final_gap* the gap at the last epoch run. "
-        "*gap_growth* is the least-squares slope of the gap per epoch from the best epoch to the last "
-        "(positive: the model keeps memorising after validation stopped improving; n/a with fewer than two epochs). "
-        f"*overfit_onset* is the first epoch after the best from which the validation loss stays more than "
-        f"{format_cell(tolerance)} nats above its minimum until the end (n/a: it never did). "
-        "Medians are over completed tuning trials of a cell; *median_overfit_onset* over those with an onset, "
-        "*onset_fraction* is the share of trials with one. A boundary warning means the best value of a nuisance "
-        f"hyperparameter is the lowest or highest listed value, or within {BOUNDARY_FRACTION:.0%} of a min/max range "
-        "from an edge (in log space for log ranges); unordered choices never warn. Test accuracy is reported for "
-        "reference only; nothing was selected on it.",
-        "",
-    ]
-    return "\n".join(lines)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        end = 0
+        try:
+            for record in reader:
+                start, end = end + 1, reader.line_num
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # a blank line
+                if header is None:
+                    header, header_line = record, start
+                    continue
+                rows.append(record)
+                lines.append(start)
+        except csv.Error as error:
+            where = f"line {end + 1}" if reader.line_num <= end + 1 else f"lines {end + 1}-{reader.line_num}"
+            raise BadInput(f"{where}: not a valid CSV row ({error})", source=source) from None
+    if header is None:
+        raise BadInput("is empty: not even a header line", source=source)
+    _check_header(header, header_line, source)
+    width = len(header)
+    for position, (record, line) in enumerate(zip(rows, lines)):
+        if len(record) == width:
+            continue
+        if len(record) < width and position == len(rows) - 1 and not torn:
+            problems.append(f"{name}: line {line} is torn ({len(record)} of {width} fields: the study was stopped "
+                            "while writing it); left out")
+            rows.pop()
+            lines.pop()
+            break
+        raise BadInput(f"line {line}: {len(record)} fields, but the header (line {header_line}) has {width}",
+                       source=source)
+    columns = [list(cells) for cells in zip(*rows)] if rows else [[] for _ in header]
+    return header, columns, np.asarray(lines, dtype=np.int64), problems
 
 
-# ---------------------------------------------------------------- files
+def _check_header(header: list[str], line: int, source: str) -> None:
+    seen: dict[str, int] = {}
+    for index, column in enumerate(header):
+        if column in seen:
+            raise BadInput(f"line {line} (the header): column {_shown(column)} appears twice "
+                           f"(fields {seen[column] + 1} and {index + 1})", source=source)
+        seen[column] = index
 
 
-def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Read the three tables, turning every problem into a one-line BadInput."""
+def _line_count(text: str) -> int:
+    """Lines in ``text`` as the csv module counts them (a line ends at \\n, \\r\\n or \\r)."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _bad_cell(source: str, line: int, column: str, message: str) -> BadInput:
+    return BadInput(f"line {line}, column {_shown(column)}: {message}", source=source)
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _convert(column: str, cells: Sequence[str] | np.ndarray, rule: Column | None, lines: np.ndarray,
+             source: str) -> pd.Series:
+    """One column from its text cells to the type its rule says (no rule: a number column when every cell is
+    a number or empty, else text); the first bad cell is a BadInput naming its line and column."""
+    if rule is not None and rule.kind in ("text", "name", "choice"):
+        distinct = set(cells)
+        if rule.kind == "text":
+            return pd.Series(cells, dtype=object).replace("", None).astype("str")
+        if rule.kind == "name" and all(value.strip() for value in distinct):
+            return pd.Series(cells, dtype="str")
+        if rule.kind == "choice" and distinct <= set(rule.choices):
+            return pd.Series(cells, dtype="str")
+        stripped = np.array([value.strip() for value in cells], dtype=object)
+        empty = stripped == ""
+        if empty.any():
+            raise _bad_cell(source, int(lines[_first(empty)]), column, "is empty; a value is needed")
+        if rule.kind == "choice":
+            wrong = ~np.isin(stripped, list(rule.choices))
+            if wrong.any():
+                position = _first(wrong)
+                allowed = ", ".join(repr(choice) for choice in rule.choices)
+                raise _bad_cell(source, int(lines[position]), column,
+                                f"{_shown(cells[position])} is not allowed; allowed: {allowed}")
+            return pd.Series(stripped, dtype="str")  # " tune" is the phase tune
+        return pd.Series(cells, dtype="str")
+    values: np.ndarray | None = None
+    if isinstance(cells, np.ndarray) and cells.dtype in (np.int64, np.float64):
+        values = cells  # parsed already: every cell a number
+    else:
+        for dtype in (np.int64, np.float64):  # fast: every cell a number (no empty cell)
+            try:
+                values = np.array(cells, dtype=dtype)
+                break
+            except (ValueError, OverflowError, TypeError):
+                continue
+    if values is None:
+        text = pd.Series(cells, dtype=object)
+        stripped = text.str.strip()
+        missing = stripped.isin(_MISSING).to_numpy()
+        numbers = pd.to_numeric(stripped.where(~missing, None), errors="coerce")
+        values = numbers.to_numpy(dtype=float, na_value=np.nan) if numbers.dtype == object \
+            else numbers.to_numpy()
+        not_number = ~missing & np.isnan(values.astype(float))
+        if not_number.any():
+            if rule is None:
+                return text.replace("", None).astype("str")
+            position = _first(not_number)
+            raise _bad_cell(source, int(lines[position]), column, f"{_shown(cells[position])} is not a number")
+    else:
+        missing = np.zeros(len(values), dtype=bool) if values.dtype == np.int64 else np.isnan(values)
+    if rule is not None:
+        if rule.required and missing.any():
+            position = _first(missing)
+            cell = cells[position]
+            what = "is empty" if isinstance(cell, str) and not cell.strip() else f"{_shown(cell)} is no value"
+            raise _bad_cell(source, int(lines[position]), column, f"{what}; a number is needed")
+        floats = values.astype(float)
+        present = ~missing
+        if rule.kind in ("finite", "whole"):
+            bad = present & ~np.isfinite(floats)
+            if bad.any():
+                position = _first(bad)
+                raise _bad_cell(source, int(lines[position]), column,
+                                f"{_shown(cells[position])} is not a finite number")
+        if rule.kind == "whole":
+            low = -np.inf if rule.minimum is None else rule.minimum
+            high = np.inf if rule.maximum is None else rule.maximum
+            with np.errstate(invalid="ignore"):
+                bad = present & ((floats != np.floor(floats)) | (floats < low) | (floats > high))
+            if bad.any():
+                position = _first(bad)
+                bounds = " and ".join(bound for bound in (
+                    "" if rule.minimum is None else f">= {rule.minimum:g}",
+                    "" if rule.maximum is None else f"<= {rule.maximum:g}") if bound)
+                raise _bad_cell(source, int(lines[position]), column,
+                                f"{_shown(cells[position])} is not a whole number" + (f" {bounds}" if bounds else ""))
+    return pd.Series(values)
+
+
+def read_table(path: Path, rules: dict[str, Column], required: list[str]) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """(the table, each row's line number in the file, problems to list) of one CSV table of a run.
+
+    Every cell is read as text first and then converted column by column, so a
+    bad cell is reported with its line (the header is line 1) and column.
+    """
+    path = Path(path)
+    header, columns, lines, problems = _parse_csv(path, rules)
+    missing = [column for column in dict.fromkeys(required) if column not in header]
+    if missing:
+        raise BadInput(f"lacks column(s): {', '.join(missing)} (the header is line 1)", source=str(path))
+    if not len(lines):
+        raise BadInput("has a header but no rows yet: nothing to report (is the study still starting?)",
+                       source=str(path))
+    frame = pd.DataFrame({column: _convert(column, cells, rules.get(column), lines, str(path))
+                          for column, cells in zip(header, columns)})
+    return frame, lines, problems
+
+
+def _first_duplicate(frame: pd.DataFrame, keys: list[str]) -> tuple[int, int] | None:
+    """(position of the first row that repeats an earlier row's keys, position of that earlier row)."""
+    keyed = frame[keys].astype(str)
+    repeated = keyed.duplicated(keep="first").to_numpy()
+    if not repeated.any():
+        return None
+    position = int(np.flatnonzero(repeated)[0])
+    same = (keyed == keyed.iloc[position]).all(axis=1).to_numpy()
+    return position, int(np.flatnonzero(same)[0])
+
+
+def _phase_of(frame: pd.DataFrame) -> pd.Series:
+    return frame["phase"] if "phase" in frame.columns else pd.Series("tune", index=frame.index, dtype="str")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """manifest.json as a dict; every problem is a one-line BadInput naming the file."""
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise BadInput(f"cannot read it ({error.strerror or error})", source=source) from None
+    try:
+        manifest = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise BadInput(f"not valid JSON (byte {error.start} is not UTF-8 text)", source=source) from None
+    except json.JSONDecodeError as error:
+        raise BadInput(f"not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})",
+                       source=source) from None
+    except RecursionError:
+        raise BadInput("not valid JSON (nested too deeply)", source=source) from None
+    if not isinstance(manifest, dict):
+        raise BadInput(f"is not a JSON object (it holds a {type(manifest).__name__})", source=source)
+    return manifest
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_manifest(manifest: dict[str, Any], source: str) -> list[str]:
+    """The scientific hyperparameters of a manifest whose space and dataset record can make a report;
+    anything else is a BadInput naming the file and the key."""
+    space = manifest.get("space")
+    if not isinstance(space, dict) or not isinstance(space.get("hyperparameters"), dict):
+        raise BadInput("has no search space with hyperparameters", source=source, key="space")
+    for name, spec in space["hyperparameters"].items():
+        key = f"space.hyperparameters.{name}"
+        if not isinstance(spec, dict):
+            raise BadInput(f"expected a mapping, got {spec!r:.60}", source=source, key=key)
+        if spec.get("role") not in ROLES:
+            raise BadInput(f"role {spec.get('role')!r:.40} is not one of {', '.join(ROLES)}", source=source,
+                           key=f"{key}.role")
+        if "values" in spec and (not isinstance(spec["values"], list) or not spec["values"]
+                                 or not all(_is_scalar(value) for value in spec["values"])):
+            raise BadInput(f"expected a non-empty list of values, got {spec['values']!r:.60}", source=source,
+                           key=f"{key}.values")
+        if "value" in spec and not _is_scalar(spec["value"]):
+            raise BadInput(f"expected one value, got {spec['value']!r:.60}", source=source, key=f"{key}.value")
+        for bound in ("min", "max", "step"):
+            if bound in spec and not (_is_number(spec[bound]) or (bound == "step" and spec[bound] is None)):
+                raise BadInput(f"expected a finite number, got {spec[bound]!r:.40}", source=source,
+                               key=f"{key}.{bound}")
+        if "log" in spec and not isinstance(spec["log"], bool):
+            raise BadInput(f"expected true or false, got {spec['log']!r:.40}", source=source, key=f"{key}.log")
+    scientific = hyperparameters_with_role(space, "scientific")
+    if not scientific:
+        raise BadInput("the search space has no scientific hyperparameter, so there are no cells to compare",
+                       source=source, key="space")
+    if "tuner" in space and not isinstance(space["tuner"], (dict, str, type(None))):
+        raise BadInput(f"expected a mapping, got {space['tuner']!r:.40}", source=source, key="space.tuner")
+    try:
+        AnalysisConfig.from_mapping(space.get("analysis"))
+    except BadInput as error:
+        raise BadInput(str(error).split(": ", 1)[-1], source=source) from None
+    dataset = manifest.get("dataset")
+    if dataset is not None and not isinstance(dataset, dict):
+        raise BadInput(f"expected a mapping, got {dataset!r:.40}", source=source, key="dataset")
+    dataset = dataset or {}
+    names = dataset.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(item, str) for item in names)):
+        raise BadInput(f"expected a list of class names, got {names!r:.60}", source=source, key="dataset.class_names")
+    counts = dataset.get("class_counts")
+    if counts is not None:
+        if not isinstance(counts, dict):
+            raise BadInput(f"expected a mapping, got {counts!r:.40}", source=source, key="dataset.class_counts")
+        train = counts.get("train")
+        if train is not None and (not isinstance(train, dict)
+                                  or not all(_is_number(value) and value >= 0 for value in train.values())):
+            raise BadInput(f"expected a mapping of class names to counts >= 0, got {train!r:.60}", source=source,
+                           key="dataset.class_counts.train")
+    return scientific
+
+
+def load_run(run_dir: Path) -> RunTables:
+    """The tables of a run directory, read and checked; every problem is a one-line BadInput naming the
+    file, the line and the column, except torn last rows, which are left out and listed."""
+    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise BadInput(f"no study at {run_dir}: {_RUN_HINT}")
     for name in (tables.EPOCHS_FILE, tables.TRIALS_FILE, tables.MANIFEST_FILE):
         if not (run_dir / name).is_file():
             raise BadInput(f"no {name} in {run_dir}: the study is incomplete; {_RUN_HINT}")
-    try:
-        manifest = tables.read_manifest(run_dir)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadInput(f"not valid JSON ({error})", source=str(run_dir / tables.MANIFEST_FILE)) from None
-    readers = ((tables.EPOCHS_FILE, tables.read_epochs), (tables.TRIALS_FILE, tables.read_trials))
-    frames = []
-    for name, reader in readers:
-        try:
-            frames.append(reader(run_dir))
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
-            raise BadInput(f"cannot read the table ({str(error).splitlines()[0]})", source=str(run_dir / name)) from None
-    return frames[0], frames[1], manifest
-
-
-def _check_inputs(run_dir: Path, trials: pd.DataFrame, manifest: dict[str, Any]) -> None:
-    manifest_path = str(run_dir / tables.MANIFEST_FILE)
-    space = manifest.get("space") if isinstance(manifest, dict) else None
-    if not isinstance(space, dict) or not isinstance(space.get("hyperparameters"), dict):
-        raise BadInput("has no search space with hyperparameters", source=manifest_path, key="space")
-    if not hyperparameters_with_role(space, "scientific"):
-        raise BadInput("the search space has no scientific hyperparameter, so there are no cells to compare",
-                       source=manifest_path, key="space")
-    needed = [*TRIAL_REQUIRED_COLUMNS, *hyperparameters_with_role(space, "scientific"),
-              *hyperparameters_with_role(space, "nuisance")]
-    missing = [column for column in needed if column not in trials.columns]
-    if missing:
-        raise BadInput(f"lacks column(s): {', '.join(missing)}", source=str(run_dir / tables.TRIALS_FILE))
-
-
-def _per_class(run_dir: Path, isolation: pd.DataFrame, trials: pd.DataFrame,
-               manifest: dict[str, Any]) -> pd.DataFrame | None:
-    """The per-class table from classes.csv, or None when the run has none (runs older than classes.csv)."""
-    path = run_dir / tables.CLASSES_FILE
-    if not path.is_file():
-        return None
-    try:
-        classes = tables.read_classes(run_dir)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
-        raise BadInput(f"cannot read the table ({str(error).splitlines()[0]})", source=str(path)) from None
-    missing = [column for column in CLASS_REQUIRED_COLUMNS if column not in classes.columns]
-    if missing:
-        raise BadInput(f"lacks column(s): {', '.join(missing)}", source=str(path))
-    dataset = manifest.get("dataset")
-    class_names = dataset.get("class_names") if isinstance(dataset, dict) else None
-    try:
-        return per_class_table(isolation, classes, trials, manifest["space"],
-                               [str(name) for name in class_names] if isinstance(class_names, list) else None)
-    except ValueError as error:
-        raise BadInput(str(error), source=str(path)) from None
-
-
-def build_report(run_dir: Path, report_dir: Path, *, tolerance: float = DEFAULT_ONSET_TOLERANCE,
-                 compare: tuple[str, str] = ("lstm", "cnn")) -> Path:
-    """Write report.md and its CSV tables for the study in run_dir; return report.md's path."""
-    run_dir, report_dir = Path(run_dir), Path(report_dir)
-    try:
-        tolerance = check_tolerance(tolerance)
-    except ValueError as error:
-        raise BadInput(str(error), key="tolerance") from None
-    epochs, trials, manifest = _load_run(run_dir)
-    _check_inputs(run_dir, trials, manifest)
-    try:
-        frames = report_frames(epochs, trials, manifest["space"], tolerance=tolerance)
-    except ValueError as error:
-        raise BadInput(str(error), source=str(run_dir)) from None
-    report_dir.mkdir(parents=True, exist_ok=True)
-    frames.isolation.to_csv(report_dir / ISOLATION_FILE, index=False)
-    frames.medians.to_csv(report_dir / MEDIANS_FILE, index=False)
-    frames.boundaries.to_csv(report_dir / BOUNDARIES_FILE, index=False)
-    frames.failed.to_csv(report_dir / FAILED_FILE, index=False)
-    per_class = _per_class(run_dir, frames.isolation, trials, manifest)
-    if per_class is not None:
-        per_class.to_csv(report_dir / PER_CLASS_FILE, index=False)
-    else:
-        (report_dir / PER_CLASS_FILE).unlink(missing_ok=True)  # left by a build of a run that had classes.csv
-    body = render_report(manifest, frames, trials, tolerance, per_class)
-    verdict_text = _verdict_and_figures(epochs, trials, manifest, frames, tolerance, report_dir, compare)
-    title, _, rest = body.partition("\n")
-    report_path = report_dir / REPORT_FILE
-    report_path.write_text(f"{title}\n\n{verdict_text}\n## What was run\n{rest}", encoding="utf-8")
-    return report_path
-
-
-def _verdict_and_figures(epochs: pd.DataFrame, trials: pd.DataFrame, manifest: dict[str, Any],
-                         frames: ReportFrames, tolerance: float, report_dir: Path,
-                         compare: tuple[str, str] = ("lstm", "cnn")) -> str:
-    """The verdict (Markdown), with figures and report.html written beside report.md.
-
-    A study that does not compare LSTMs with CNNs across depths gets figures and
-    an HTML page but no verdict, and says why.
-    """
-    from study.analysis import analyse, chance_loss_from_manifest
-    from study.figures import write_figures
-    from study.html_report import render_html, verdict_markdown
-
+    manifest_path = run_dir / tables.MANIFEST_FILE
+    manifest = read_manifest(manifest_path)
+    scientific = check_manifest(manifest, str(manifest_path))
     space = manifest["space"]
-    title = f"Study {manifest.get('study', 'unnamed')}"
-    all_measures = measures_table(epochs, tolerance=tolerance)
+    problems: list[str] = []
+
+    epochs_path = run_dir / tables.EPOCHS_FILE
+    epochs, epoch_lines, found = read_table(epochs_path, EPOCH_RULES, EPOCH_REQUIRED_COLUMNS)
+    problems += found
+    keys = ["trial_id", "phase", "epoch"] if "phase" in epochs.columns else ["trial_id", "epoch"]
+    duplicate = _first_duplicate(epochs, keys)
+    if duplicate is not None:
+        position, first = duplicate
+        row = epochs.iloc[position]
+        raise BadInput(f"line {epoch_lines[position]}, columns {', '.join(map(repr, keys))}: "
+                       f"{_phase_of(epochs).iloc[position]} trial {row['trial_id']!r} has epoch {int(row['epoch'])} "
+                       f"twice (first on line {epoch_lines[first]})", source=str(epochs_path))
+
+    trials_path = run_dir / tables.TRIALS_FILE
+    needed = [*TRIAL_REQUIRED_COLUMNS, *scientific, *hyperparameters_with_role(space, "nuisance")]
+    trials, trial_lines, found = read_table(trials_path, TRIAL_RULES, needed)
+    problems += found
+    keys = ["trial_id", "phase"] if "phase" in trials.columns else ["trial_id"]
+    duplicate = _first_duplicate(trials, keys)
+    if duplicate is not None:
+        position, first = duplicate
+        raise BadInput(f"lists {_phase_of(trials).iloc[position]} trial {trials['trial_id'].iloc[position]!r} more "
+                       f"than once (line {trial_lines[position]}, first on line {trial_lines[first]}; columns "
+                       f"{', '.join(map(repr, keys))})", source=str(trials_path))
+
+    classes = None
+    classes_path = run_dir / tables.CLASSES_FILE
+    if classes_path.is_file():
+        classes, class_lines, found = read_table(classes_path, CLASS_RULES, CLASS_REQUIRED_COLUMNS)
+        problems += found
+        keys = ["trial_id", "phase", "class_name"] if "phase" in classes.columns else ["trial_id", "class_name"]
+        duplicate = _first_duplicate(classes, keys)
+        if duplicate is not None:
+            position, first = duplicate
+            phase = _phase_of(classes).iloc[position]
+            raise BadInput(f"lists class {classes['class_name'].iloc[position]!r} of "
+                           f"{'tuning' if phase == 'tune' else phase} trial {classes['trial_id'].iloc[position]!r} "
+                           f"more than once (line {class_lines[position]}, first on line {class_lines[first]})",
+                           source=str(classes_path))
+    return RunTables(epochs=epochs, trials=trials, manifest=manifest, classes=classes, problems=tuple(problems))
+
+
+def study_note(run_dir: Path, manifest: Mapping[str, Any], *, runs_dir: Path | None = None) -> str | None:
+    """The note at the top of the report of a study that has not finished, or None.
+
+    The runner holds an exclusive ``flock`` on ``<runs_dir>/.<name>.lock`` while it
+    runs: if that lock cannot be taken now (it is released at once), the study is
+    still running; else a manifest without an end time means it stopped early.
+    Nothing is created or written.
+    """
+    run_dir = Path(run_dir)
+    lock_path = Path(runs_dir if runs_dir is not None else run_dir.parent) / f".{run_dir.name}.lock"
     try:
-        num_classes, chance = chance_loss_from_manifest(manifest)
-        analysis = analyse(epochs, all_measures, num_classes=num_classes, space=space, boundary=frames.boundaries,
-                           trial_status=trials, chance_loss=chance, first=compare[0], second=compare[1])
-    except BadInput as error:
-        note = f"## Verdict\n\nNo verdict: {error}.\n"
-        (report_dir / HTML_FILE).write_text(
-            f"<!doctype html><meta charset='utf-8'><title>{html_module.escape(title)}</title>"
-            f"<h1>{html_module.escape(title)}</h1><p>{html_module.escape(note)}</p>", encoding="utf-8")
-        return note
+        handle = open(lock_path, "rb")
+    except OSError:
+        handle = None  # no lock file: no runner ever ran here, or the run directory was copied
+    if handle is not None:
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return RUNNING_NOTE
+            except OSError:
+                pass  # a file system without locks: fall back on the manifest
+            else:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    if not manifest.get("finished"):
+        return STOPPED_NOTE
+    return None
+
+
+# ---------------------------------------------------------------- writing
+
+
+def save_figure(figure: Figure, directory: Path, name: str, *, dpi: int = FIGURE_DPI) -> Path:
+    """Write one figure as ``<name>.png`` and ``<name>.svg`` (no dates, so rebuilds are identical);
+    returns the PNG's path."""
+    png = directory / f"{name}.png"
+    figure.savefig(png, format="png", dpi=dpi, metadata={"Software": None})
+    with matplotlib.rc_context({"svg.hashsalt": name}):  # ids from a fixed salt, not a random one
+        figure.savefig(directory / f"{name}.svg", format="svg", metadata={"Date": None})
+    return png
+
+
+def write_report(analysis: Analysis, directory: Path, *, partial_note: str | None = None) -> Path:
+    """Write every file of the report of ``analysis`` into ``directory`` (which must exist and be empty)."""
+    figures_dir = directory / FIGURES_DIR
+    figures_dir.mkdir()
     for name, table in analysis.tables.items():
-        table.to_csv(report_dir / f"{name}.csv", index=False)
-    figures = write_figures(report_dir / "figures", **analysis.figure_frames)
-    (report_dir / HTML_FILE).write_text(render_html(analysis.verdict, analysis.tables, figures, title),
-                                        encoding="utf-8")
-    links = "\n".join(f"![{path.stem}](figures/{path.name})" for path in figures if path.suffix == ".png")
-    return f"{verdict_markdown(analysis.verdict)}\n\n## Figures\n\n{links}\n"
+        table.to_csv(directory / f"{name}.csv", index=False)
+    pngs = {}
+    for name, figure in build_figures(analysis).items():
+        pngs[name] = save_figure(figure, figures_dir, name)
+        figure.clear()
+    context = ReportContext.from_manifest(analysis.manifest, figures=tuple(pngs))
+    (directory / REPORT_FILE).write_text(render_markdown(analysis, context, partial_note=partial_note),
+                                         encoding="utf-8")
+    (directory / HTML_FILE).write_text(render_html(analysis, pngs, context.title, partial_note=partial_note),
+                                       encoding="utf-8")
+    return directory / REPORT_FILE
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Put the finished directory ``new`` in place of ``target``: the old one is renamed away, the new one
+    renamed in, then the old one deleted. Both renames stay in one parent directory, so each is atomic; if
+    the second fails, the old directory is renamed back."""
+    old = None
+    if target.exists() or target.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old.rmdir()
+        target.rename(old)
+    try:
+        new.rename(target)
+    except BaseException:
+        if old is not None:
+            old.rename(target)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def analyse_run(run_dir: Path, *, compare: tuple[str, str] = ("lstm", "cnn"), partial_note: str | None = None,
+                runs_dir: Path | None = None) -> tuple[Analysis, str | None]:
+    """(the analysis, the note at the top) of the study in ``run_dir``: everything a report needs, checked,
+    nothing written. Bad input raises a one-line BadInput naming the file."""
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    if partial_note is None:
+        partial_note = study_note(run_dir, run.manifest, runs_dir=runs_dir)
+    first, second = compare
+    try:
+        analysis = analyse(run.epochs, run.trials, run.manifest, first=first, second=second, classes=run.classes,
+                           extra_problems=run.problems)
+    except BadInput as error:
+        if error.source:
+            raise
+        raise BadInput(str(error), source=str(run_dir / tables.MANIFEST_FILE)) from None
+    except ValueError as error:
+        raise BadInput((str(error).splitlines() or [type(error).__name__])[0], source=str(run_dir)) from None
+    return analysis, partial_note
+
+
+def build_report(run_dir: Path, report_dir: Path, *, compare: tuple[str, str] = ("lstm", "cnn"),
+                 partial_note: str | None = None, runs_dir: Path | None = None) -> Path:
+    """Build the report of the study in ``run_dir`` into ``report_dir`` (replaced whole); return report.md's path.
+
+    ``compare``: the two architectures the verdict compares. ``partial_note``: the
+    note at the top of the report; None: :func:`study_note` of the run (its lock in
+    ``runs_dir``, by default the run directory's parent, and its manifest). Bad
+    input raises BadInput before anything is written.
+    """
+    run_dir, report_dir = Path(run_dir), Path(report_dir)
+    target, study = report_dir.resolve(), run_dir.resolve()
+    if target == study or target in study.parents:
+        raise BadInput(f"the report would replace {'the study' if target == study else 'a folder holding the study'}"
+                       f" {run_dir}; choose another reports directory", source=str(report_dir))
+    analysis, partial_note = analyse_run(run_dir, compare=compare, partial_note=partial_note, runs_dir=runs_dir)
+    try:
+        report_dir.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.new-", dir=report_dir.parent))
+    except OSError as error:
+        raise BadInput(f"cannot create the report there ({error.strerror or error})",
+                       source=str(report_dir.parent)) from None
+    try:
+        building.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a report directory is not
+        write_report(analysis, building, partial_note=partial_note)
+        replace_directory(building, report_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return report_dir / REPORT_FILE

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import fcntl
+import io
 import json
 import os
 import shutil
@@ -26,7 +27,8 @@ import numpy as np
 from study.config import SearchSpace
 from study.datasets import Dataset, load_dataset
 from study.errors import BadInput
-from study.tables import CLASSES_FILE, EPOCHS_FILE, MANIFEST_FILE, TRIALS_FILE
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MANIFEST_FILE,
+                          TRIAL_COLUMNS, TRIALS_FILE)
 
 PACKAGES = ("tensorflow", "keras", "keras-tuner", "numpy", "pandas", "scikit-learn", "scipy", "seaborn", "wfdb",
             "jax", "torch")
@@ -69,9 +71,13 @@ def _duration(seconds: float) -> str:
 @contextmanager
 def study_lock(runs_dir: Path, name: str) -> Iterator[None]:
     """Hold an exclusive lock on a study for this process; refuse if another process holds it."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
     lock_path = runs_dir / f".{name}.lock"
-    handle = open(lock_path, "a+")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")
+    except OSError as error:
+        raise BadInput(f"cannot keep studies there ({error.strerror or error})", source=str(runs_dir),
+                       key="--runs-dir") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -106,15 +112,79 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def _header_line(columns: list[str]) -> str:
+    """The header line RowWriter writes for ``columns`` (csv.writer: no quoting of plain names)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(columns)
+    return buffer.getvalue().rstrip("\r\n")
+
+
+def check_table_header(path: Path, columns: list[str]) -> bool:
+    """Check an existing table's header against the current columns before a study resumes.
+
+    Returns True when the header is torn and must be repaired (:func:`repair_table_header`):
+    the file holds only part of its first line, or a first line that is a strict
+    prefix of the expected header and no rows, or rows that are all complete
+    (as many fields as the current columns) under a header cut short. A missing
+    or empty file is fine (the header is written with the first row). Any other
+    difference is a BadInput naming the file: the rows were written for other
+    columns and must not be continued.
+    """
+    if not path.exists():
+        return False
+    refuse = "use --overwrite to start afresh or --name for a new study"
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise BadInput(f"cannot check its header ({error.strerror or error}); {refuse}", source=str(path)) from None
+    if not data:
+        return False
+    expected = _header_line(columns).encode("utf-8")
+    first, newline, rest = data.partition(b"\n")
+    first = first.rstrip(b"\r")
+    complete = data[: data.rfind(b"\n") + 1]  # a torn last line is dropped on resume, never read
+    try:
+        lines = complete.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        if first == expected or expected.startswith(first):
+            line = complete[: error.start].count(b"\n") + 1
+            raise BadInput(f"line {line} is not UTF-8 text; {refuse}", source=str(path)) from None
+        lines = []
+    if first == expected and newline:
+        return False
+    if expected.startswith(first):
+        if not newline or not rest.strip():
+            return True  # torn while the header (or its line end) was written: no rows yet
+        rows = list(csv.reader(lines[1:]))
+        if all(len(row) == len(columns) for row in rows if row):
+            return True
+    found = first.decode("utf-8", "replace")
+    found = found if len(found) <= 60 else found[:60] + "..."
+    raise BadInput(f"its header does not match the current columns (found {found!r}); this table was written by "
+                   f"another version of the study or by hand; {refuse}", source=str(path))
+
+
+def repair_table_header(path: Path, columns: list[str]) -> None:
+    """Rewrite a torn header line (see :func:`check_table_header`), keeping the complete rows."""
+    complete, _ = _complete_lines(path)
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for line in complete[1:]:
+            handle.write(line + "\r\n")
+    os.replace(temporary, path)
+
+
 def _complete_lines(path: Path) -> tuple[list[str], bool]:
     """A table's lines without a last row torn by a kill, and whether one was torn."""
     if not path.exists():
         return [], False
-    text = path.read_text(encoding="utf-8")
-    torn = bool(text) and not text.endswith("\n")
-    if torn:
-        text = text[: text.rfind("\n") + 1]
-    return text.splitlines(), torn
+    data = path.read_bytes()
+    torn = bool(data) and not data.endswith(b"\n")
+    if torn:  # cut before decoding: a kill may have split a character of the torn line
+        data = data[: data.rfind(b"\n") + 1]
+    return data.decode("utf-8").splitlines(), torn
 
 
 def keep_rows(path: Path, keep_trial_ids: set[str], *, last_per_trial: bool = False) -> int:
@@ -162,26 +232,48 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
     run_dir = runs_dir / space.name
     with study_lock(runs_dir, space.name):
         manifest_path = run_dir / MANIFEST_FILE
-        if run_dir.exists() and not overwrite:
-            if not manifest_path.exists():
+        if (run_dir.exists() or run_dir.is_symlink()) and not overwrite:
+            if not run_dir.is_dir() or not manifest_path.is_file():
                 raise BadInput(f"{run_dir} exists but is not a study (no {MANIFEST_FILE}); use --overwrite",
                                source=str(run_dir))
-            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+            previous = _previous_manifest(manifest_path)
             if _comparable(previous["space"]) != _comparable(json.loads(json.dumps(space.to_dict(), default=str))):
                 raise BadInput(f"study {space.name!r} was started with a different search space; "
                                "use --overwrite to start afresh or --name for a new study", source=str(run_dir))
             if previous["dataset"]["content_hash"] != dataset.content_hash():
                 raise BadInput(f"study {space.name!r} was started on different data; use --overwrite or --name",
                                source=str(run_dir))
+            current = {EPOCHS_FILE: EPOCH_COLUMNS, TRIALS_FILE: TRIAL_COLUMNS, CLASSES_FILE: CLASS_COLUMNS}
+            torn = [name for name, columns in current.items() if check_table_header(run_dir / name, columns)]
+            for name in torn:  # only once every table passed: a refused study is left as it was
+                repair_table_header(run_dir / name, current[name])
             manifest = previous
-            manifest["resumed"] = manifest.get("resumed", []) + [_now()]
+            resumed = manifest.get("resumed")
+            manifest["resumed"] = (resumed if isinstance(resumed, list) else []) + [_now()]
             manifest["finished"] = None
         else:
-            if run_dir.exists():
+            if run_dir.is_symlink() or run_dir.is_file():
+                run_dir.unlink()
+            elif run_dir.exists():
                 shutil.rmtree(run_dir)
             manifest = None
         run_dir.mkdir(parents=True, exist_ok=True)
         return _search(space, dataset, run_dir, manifest, verbose=verbose)
+
+
+def _previous_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the study being resumed; one that cannot tell what the study was is a BadInput."""
+    refuse = "use --overwrite to start afresh or --name for a new study"
+    try:
+        previous = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not valid JSON"
+        raise BadInput(f"cannot read the study's manifest ({reason}); {refuse}", source=str(path)) from None
+    if not (isinstance(previous, dict) and isinstance(previous.get("space"), dict)
+            and isinstance(previous.get("dataset"), dict) and "content_hash" in previous["dataset"]):
+        raise BadInput(f"is not a study manifest (it needs a 'space' and a 'dataset' with a 'content_hash'); "
+                       f"{refuse}", source=str(path))
+    return previous
 
 
 def _now() -> str:

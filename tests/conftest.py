@@ -1,6 +1,8 @@
 """Shared fixtures: tiny search spaces that train real Keras models in seconds."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -44,6 +46,37 @@ def run_cli(*arguments: str, cwd: Path, timeout: float = 300) -> subprocess.Comp
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", "study", *arguments], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(arguments: list[str]) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``python -m study ARGUMENTS`` run in this process."""
+    from study.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(arguments)
+        except SystemExit as stop:  # argparse: --help (0) and bad arguments (2)
+            status = stop.code if isinstance(stop.code, int) else 1
+    return status, out.getvalue(), err.getvalue()
+
+
+def assert_clean_exit(status: int, stderr: str) -> None:
+    """Exit status 0 or 2 (1 is an internal failure), no traceback, bad input in one ``study: error:`` line."""
+    assert status != 1, f"internal failure: {stderr}"
+    assert status in (0, 2), (status, stderr)
+    assert "Traceback" not in stderr, stderr
+    if status == 2:
+        lines = stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("study: error: "), stderr
+
+
+def snapshot(directory: Path) -> dict[str, bytes | None]:
+    """Every file and folder under ``directory`` with its bytes (None for a folder)."""
+    if not directory.exists():
+        return {}
+    return {str(path.relative_to(directory)): (path.read_bytes() if path.is_file() else None)
+            for path in sorted(directory.rglob("*"))}
 
 
 @pytest.fixture

@@ -23,12 +23,12 @@ CALIBRATION_SHAPES = [Shape(depths, units, paired) for depths in ((1, 2, 4), (1,
 
 
 def test_null_false_positive_rate_is_at_most_seven_percent_for_3_to_10_units_per_cell():
-    table = calibration_table(CALIBRATION_SHAPES, NULL_SCENARIOS, studies=1000, permutations=999, seed=11)
+    table = calibration_table(CALIBRATION_SHAPES, NULL_SCENARIOS, studies=2000, permutations=999, seed=11)
     assert len(table) == len(CALIBRATION_SHAPES) * len(NULL_SCENARIOS)
     assert (table["studies"] >= 400).all()
     worst = table.sort_values("decided").iloc[-1]
     assert worst["decided"] <= 0.07, worst.to_dict()
-    # Over all null studies together the rate is at the nominal 5% or below (Monte Carlo error ~0.1%).
+    # Over all null studies together the rate is at the nominal 5% or below (Monte Carlo error ~0.04%).
     assert table["decided"].mean() <= 0.05
 
 

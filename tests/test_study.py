@@ -67,17 +67,30 @@ def test_random_study_writes_the_table_contract(tiny_space_file, tmp_path):
         assert trial["best_epoch"] == curve.loc[curve["val_loss"].idxmin(), "epoch"]
         assert trial["gap_at_best"] == pytest.approx(curve["val_loss"].min()
                                                      - curve.loc[curve["val_loss"].idxmin(), "train_loss"])
-    # nuisances were actually tuned, each cell drew its own values, and seeds differ per trial
+    # nuisances were tuned on common random numbers: setting j is the same draw in every cell, settings
+    # differ from each other, and every trial still has a seed of its own
     tuned = trials[trials["phase"] == "tune"]
-    assert tuned["weight_decay"].nunique() == len(tuned)  # a continuous log range: a repeat means shared draws
+    assert sorted(tuned["setting"].unique()) == [0, 1]
+    assert tuned["weight_decay"].nunique() == 2  # a continuous log range: equal values mean shared draws
+    assert (tuned.groupby("setting")[["dropout", "weight_decay", "learning_rate"]].nunique() == 1).all().all()
+    assert set(tuned.groupby("setting").size()) == {4}
     assert trials["seed"].nunique() == len(trials)
+    # ... so the granulated Kendall tau has groups that differ in depth alone, on real tuner output
+    from study.statistics.analysis import analyse
+    from study.statistics.kendall import granulated_kendall_tau
+
+    analysis = analyse(epochs, trials, read_manifest(run_dir))
+    assert analysis.paired
+    tau = granulated_kendall_tau(analysis.trials, measure="best_val_loss", trained_only=False).set_index("architecture")
+    assert tau.loc["all", "groups"] == 4  # (lstm, cnn) x 2 settings, each over depths 1 and 2
+    assert -1.0 <= tau.loc["all", "kendall_tau"] <= 1.0
     manifest = read_manifest(run_dir)
     assert manifest["dataset"]["name"] == "synthetic_ecg" and len(manifest["dataset"]["content_hash"]) == 64
     assert manifest["backend"] == "tensorflow" and manifest["versions"]["keras-tuner"] == "1.4.8"
     assert manifest["space"]["hyperparameters"]["depth"] == {"role": "scientific", "values": [1, 2]}
     assert manifest["seeds"]["study"] == 5 and manifest["seeds"]["oracle"] == 6
-    assert manifest["budget"] == {"cells": 4, "trials_per_cell": 2, "trials": 8, "repeat_seeds": 2,
-                                  "repeat_trials": 8}
+    assert manifest["budget"] == {"cells": 4, "trials_per_cell": 2, "epochs_per_cell": 6, "paired_settings": True,
+                                  "trials": 8, "repeat_seeds": 2, "repeat_trials": 8}
     assert manifest["started"] and manifest["finished"]
 
     # the report is rebuilt from the run's tables alone, anywhere
@@ -198,3 +211,33 @@ def test_resume_after_sigkill_keeps_finished_trials_and_redoes_the_interrupted_o
                           cwd=tmp_path)
     assert overwritten.returncode == 0, overwritten.stderr
     assert set(read_epochs(run_dir)["epoch"]) == {1, 2} and "resumed" not in read_manifest(run_dir)
+
+
+def test_hyperband_gives_every_cell_the_same_epochs_when_trials_diverge(tmp_path):
+    """keras-tuner promotes only completed trials: diverged trials are completed with the worst score, so every
+    bracket still fills, every cell spends the same epochs, and the study does not stop on 'failures'."""
+    import dataclasses
+
+    from study.datasets import load_dataset
+
+    space = load_space(write_space(tmp_path, {"tuner": {"name": "hyperband", "seed": 3}, "repeats": {"seeds": 0}}))
+    clean = load_dataset(space.dataset.name, dict(space.dataset.parameters), None)
+    poisoned = clean.x_train.copy()
+    poisoned[::3] = np.nan  # every model's weights become NaN after its first update: every trial diverges
+    dataset = dataclasses.replace(clean, x_train=poisoned)
+    run_dir = run_study(space, runs_dir=tmp_path / "runs", dataset=dataset, verbose=False)
+    trials = read_trials(run_dir)
+    manifest = read_manifest(run_dir)
+    assert set(trials["status"]) == {"diverged"}
+    per_cell = trials.groupby(CELL)
+    assert set(per_cell.size()) == {manifest["budget"]["trials_per_cell"]}
+    assert set(per_cell["epochs_allotted"].sum()) == {manifest["budget"]["epochs_per_cell"]}
+    assert trials["parent_trial_id"].notna().any()  # later rounds continued diverged trials
+    from study.statistics.analysis import analyse
+
+    analysis = analyse(read_epochs(run_dir), trials, manifest)
+    assert set(analysis.trials["classification"]) == {"diverged"}
+    trainability = analysis.tables["trainability"]
+    assert (trainability["trainable_fraction"] == 0).all()
+    # units are settings, not bracket fragments: continued trials are not counted again
+    assert trainability["settings"].sum() == trials["parent_trial_id"].isna().sum()

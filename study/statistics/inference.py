@@ -250,7 +250,8 @@ def _bootstrap_slopes(units: pd.DataFrame, first: str, second: str, *, binary: b
     cell. For 0/1 units (a share of settings) each cell's share is drawn from its
     Jeffreys posterior Beta(k + 1/2, n - k + 1/2) instead, so a cell where every
     setting trained (or none did) still carries uncertainty instead of a
-    zero-width interval.
+    zero-width interval. A cell with a single continuous unit has no spread to
+    resample, so that arm gets no interval (NaN) rather than a falsely narrow one.
     """
     rng = np.random.default_rng(seed)
     replicates = {}
@@ -258,7 +259,7 @@ def _bootstrap_slopes(units: pd.DataFrame, first: str, second: str, *, binary: b
         rows = units.loc[units["architecture"].astype(str) == architecture]
         cells = [(float(np.log2(depth)), group["value"].to_numpy(dtype=float))
                  for depth, group in rows.groupby("depth", sort=True)]
-        if len(cells) < 2:
+        if len(cells) < 2 or (not binary and min(len(values) for _, values in cells) < 2):
             replicates[label] = np.full(resamples, np.nan)
             continue
         x = np.array([cell[0] for cell in cells])
@@ -276,6 +277,33 @@ def _bootstrap_slopes(units: pd.DataFrame, first: str, second: str, *, binary: b
         sxx = float(weights @ (x - x_bar) ** 2)
         replicates[label] = ((means - (means @ weights)[:, None]) * (weights * (x - x_bar))).sum(axis=1) / sxx
     return replicates
+
+
+def _paired_differences(rows: pd.DataFrame, first: str) -> pd.DataFrame:
+    """Complete pairs (one unit per architecture at the same depth and setting): depth and first-minus-second."""
+    is_first = rows["architecture"].astype(str) == first
+    firsts = rows.loc[is_first].drop_duplicates(["depth", "setting"], keep=False)
+    seconds = rows.loc[~is_first].drop_duplicates(["depth", "setting"], keep=False)
+    pairs = firsts.merge(seconds, on=["depth", "setting"], suffixes=("_a", "_b"))
+    return pd.DataFrame({"depth": pairs["depth"].to_numpy(dtype=float),
+                         "value": (pairs["value_a"] - pairs["value_b"]).to_numpy(dtype=float)})
+
+
+def _bootstrap_paired_difference(pairs: pd.DataFrame, resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap replicates of the slope of the within-pair differences, pairs resampled within each depth."""
+    rng = np.random.default_rng(seed + 1)
+    cells = [(float(np.log2(depth)), group["value"].to_numpy(dtype=float))
+             for depth, group in pairs.groupby("depth", sort=True)]
+    if len(cells) < 2 or min(len(values) for _, values in cells) < 2:
+        return np.full(resamples, np.nan)
+    x = np.array([cell[0] for cell in cells])
+    counts = np.array([len(values) for _, values in cells], dtype=float)
+    means = np.column_stack([values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+                             for _, values in cells])
+    weights = counts / counts.sum()
+    x_bar = float(weights @ x)
+    sxx = float(weights @ (x - x_bar) ** 2)
+    return ((means - (means @ weights)[:, None]) * (weights * (x - x_bar))).sum(axis=1) / sxx
 
 
 def compare_slopes(units: pd.DataFrame, *, first: str, second: str, paired: bool, permutations: int = 1999,
@@ -324,7 +352,11 @@ def compare_slopes(units: pd.DataFrame, *, first: str, second: str, paired: bool
 
     first_low, first_high = interval(replicates["first"])
     second_low, second_high = interval(replicates["second"])
-    low, high = interval(replicates["first"] - replicates["second"])
+    if design.paired:
+        # The interval of the statistic that is tested: the slope of the within-pair differences.
+        low, high = interval(_bootstrap_paired_difference(_paired_differences(rows, first), resamples, seed))
+    else:
+        low, high = interval(replicates["first"] - replicates["second"])
     return SlopeComparison(
         slope_first=_snap(slope_first), slope_first_low=first_low, slope_first_high=first_high,
         p_first=float(p_first), slope_second=_snap(slope_second), slope_second_low=second_low,

@@ -248,3 +248,34 @@ def study_calibration(units: pd.DataFrame, first: str, second: str, *, paired: b
     shares = status_shares(layout, planted, seed=seed + 7, **common)
     return {"false_positive_rate": false_positive, "power": shares["supported"], "studies": float(studies),
             "planted": planted.name}
+
+
+def main() -> None:
+    """Print the calibration table of docs/statistics.md (``make calibration``): the false-positive rate of every
+    null scenario and the power at the stated planted effects, for study shapes like the shipped spaces."""
+    shapes = [Shape(depths, units, paired) for depths in ((1, 2, 4), (1, 2, 4, 8)) for units in (3, 4, 5, 6, 8, 10)
+              for paired in (True, False)]
+    null = calibration_table(shapes, NULL_SCENARIOS, studies=1000, permutations=999, seed=11)
+    worst = null.groupby(["depths", "units_per_cell", "paired"])["decided"].max().unstack("paired")
+    print("False-positive rate (any decision) under the null, worst of the", len(NULL_SCENARIOS),
+          "null scenarios; 1,000 simulated studies each:\n")
+    print(worst.rename(columns={True: "paired", False: "unpaired"}).to_string(float_format="%.3f"))
+    print("\nPer null scenario, mean over shapes:\n")
+    print(null.groupby("scenario")["decided"].agg(["mean", "max"]).to_string(float_format="%.3f"))
+    planted = calibration_table([Shape(depths, units, True) for depths in ((1, 2, 4), (1, 2, 4, 8))
+                                 for units in (3, 6, 10)], (PLANTED_CONTINUOUS,), studies=1000, permutations=999,
+                                seed=13, supports_sign=1)
+    binary = calibration_table([Shape(depths, units, True) for depths in ((1, 2, 4), (1, 2, 4, 8))
+                                for units in (3, 6, 10)], (PLANTED_BINARY,), studies=1000, permutations=999,
+                               seed=17, supports_sign=-1)
+    other = calibration_table([Shape((1, 2, 4, 8), units, True) for units in (3, 6, 10)], (OTHER_ARM_SCENARIO,),
+                              studies=1000, permutations=999, seed=19, supports_sign=-1)
+    columns = ["scenario", "depths", "units_per_cell", "supported", "contradicted", "other arm", "inconclusive"]
+    print("\nPower (share 'supported') at the stated planted effects, paired settings:\n")
+    print(pd.concat([planted, binary])[columns].to_string(index=False, float_format="%.3f"))
+    print("\nA difference that comes from the other arm:\n")
+    print(other[columns].to_string(index=False, float_format="%.3f"))
+
+
+if __name__ == "__main__":
+    main()

@@ -212,9 +212,22 @@ def build_statement(slopes: pd.DataFrame, trials: pd.DataFrame, question: str, *
 
 
 def data_caveats(trials: pd.DataFrame, *, first: str, second: str, paired: bool, tuner: str | None,
-                 boundaries: pd.DataFrame | None, space: dict | None, target: float) -> list[str]:
-    """Caveats the data show: unpaired draws, boundary optima, non-training trials, censoring, other factors."""
+                 boundaries: pd.DataFrame | None, space: dict | None, target: float,
+                 minimum_units: int = 3) -> list[str]:
+    """Caveats the data show: unpaired draws, boundary optima, non-training trials, censoring, thin cells,
+    other factors."""
     caveats: list[str] = []
+    for question, measure in PRIMARY_MEASURES.items():
+        units = measure_units(trials, measure)
+        units = units.loc[units["architecture"].isin([first, second])]
+        counts = units.groupby(["architecture", "depth"]).size()
+        cells = trials.loc[trials["architecture"].isin([first, second]), ["architecture", "depth"]].drop_duplicates()
+        thin = [(a, d, int(counts.get((a, d), 0))) for a, d in cells.itertuples(index=False)
+                if counts.get((a, d), 0) < minimum_units]
+        if thin:
+            caveats.append(f"{measure} ({question}) rests on fewer than {minimum_units} units in: "
+                           + "; ".join(f"{a} depth {d:g} ({n})" for a, d, n in sorted(thin))
+                           + "; those cells' means and the slopes through them are fragile.")
     compared = trials.loc[trials["architecture"].isin([first, second])]
     specs = (space or {}).get("hyperparameters", {}) if isinstance(space, dict) else {}
     extra = [name for name, spec in specs.items() if isinstance(spec, dict) and spec.get("role") == "scientific"
