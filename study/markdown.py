@@ -194,10 +194,10 @@ def _status_section(analysis: Analysis, context: ReportContext, partial_note: st
     tune = classification.loc[phase == "tune"]
     cells = trials.loc[phase == "tune", ["architecture", "depth"]].drop_duplicates()
     settings = analysis.settings
-    parts: list[str | Span] = []
-    if partial_note:
-        parts += [Span(partial_note, strong=True), " "]
-    parts += [
+    blocks: list[Block] = []
+    if partial_note:  # its own paragraph, first: the reader must see it before any number
+        blocks.append(Paragraph(spans(Span(partial_note, strong=True))))
+    parts: list[str | Span] = [] + [
         "Dataset ", Span(context.dataset, strong=True), " (content hash ", Span(context.content_hash, code=True),
         f"); tuner {context.tuner}; {len(tune)} tuning trial(s) in {len(cells)} cell(s) "
         f"({int((~tune.isin(['crashed', 'diverged'])).sum())} completed, {int((tune == 'diverged').sum())} diverged, "
@@ -206,7 +206,7 @@ def _status_section(analysis: Analysis, context: ReportContext, partial_note: st
         f"common train-loss target {format_value(analysis.target_train_loss)} nats; nuisance settings "
         f"{'paired' if analysis.paired else 'not paired'} across cells.",
     ]
-    return (Paragraph(spans(*parts)),)
+    return (*blocks, Paragraph(spans(*parts)))
 
 
 def _arm_line(label: str, arm: Any, measure: str) -> tuple[Span, ...]:

@@ -304,7 +304,8 @@ def test_markdown_has_the_verdict_and_every_section_in_order():
     text = render_markdown(analysis, context, partial_note="Partial: 3 of 12 trials done")
     lines = text.splitlines()
     assert lines[0] == "# Study report: hand &lt;script&gt;alert('x')&lt;/script&gt;"
-    assert lines[2].startswith("**Partial: 3 of 12 trials done** Dataset **toy** (content hash `abc`)")
+    assert lines[2] == "**Partial: 3 of 12 trials done**"  # its own paragraph, before any number
+    assert lines[4].startswith("Dataset **toy** (content hash `abc`)")
     assert [line for line in lines if line.startswith("## ")] == [
         "## Verdict", "## What was held fixed", "## Caveats", "## Data problems", "## Thresholds",
         "## Slopes per doubling of depth", "## Trainability per cell", "## What happened to the trials",
