@@ -29,6 +29,7 @@ P-values are two-sided Monte Carlo permutation p-values, (1 + #{|T*| >= |T|}) /
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -77,12 +78,12 @@ def _paired_difference_weights(rows: pd.DataFrame, x: np.ndarray, is_first: np.n
     firsts = keyed.loc[keyed["_first"]].drop_duplicates(["depth", "setting"], keep=False)
     seconds = keyed.loc[~keyed["_first"]].drop_duplicates(["depth", "setting"], keep=False)
     pairs = firsts.merge(seconds, on=["depth", "setting"], suffixes=("_a", "_b"))
-    weights = np.zeros((permutations + 1, len(rows)), dtype=float)
     if pairs["depth"].nunique() < 2:
-        return weights
+        return np.zeros((2, len(rows)), dtype=float)
     pair_x = np.log2(pairs["depth"].to_numpy(dtype=float))
     settings = pd.factorize(pairs["setting"])[0]
     permuted_x = np.vstack([pair_x[None, :], _permuted_within(pair_x, settings, permutations, rng)])
+    weights = np.zeros((permuted_x.shape[0], len(rows)), dtype=float)
     centred = pair_x - pair_x.mean()
     sxx = float(centred @ centred)
     slope_weights = (permuted_x - pair_x.mean()) / sxx   # the multiset of x is the same in every row
@@ -108,9 +109,55 @@ def _centred_label_weights(rows: pd.DataFrame, x: np.ndarray, is_first: np.ndarr
     return _masked_slope_weights(x, labels) - _masked_slope_weights(x, ~labels)
 
 
+def _block_positions(blocks: np.ndarray) -> list[np.ndarray]:
+    order = np.argsort(blocks, kind="stable")
+    boundaries = np.flatnonzero(np.diff(blocks[order])) + 1
+    return [positions for positions in np.split(order, boundaries) if positions.size]
+
+
+def _distinct_arrangements(values: np.ndarray) -> int:
+    """How many distinct orderings a block's labels have: n! / (product of the tied counts' factorials)."""
+    _, counts = np.unique(values, return_counts=True)
+    total = math.factorial(int(values.size))
+    for count in counts:
+        total //= math.factorial(int(count))
+    return total
+
+
+def _all_within(labels: np.ndarray, blocks: np.ndarray, limit: int) -> np.ndarray | None:
+    """Every distinct within-block rearrangement of ``labels`` except the observed one, or None when there
+    are more than ``limit`` (then Monte Carlo permutations are drawn instead)."""
+    groups = _block_positions(blocks)
+    total = 1
+    for positions in groups:
+        total *= _distinct_arrangements(labels[positions])
+        if total > limit:
+            return None
+    arrangements = [np.array(sorted(set(itertools.permutations(labels[positions].tolist()))), dtype=labels.dtype)
+                    for positions in groups]
+    grid = np.indices([len(block) for block in arrangements]).reshape(len(arrangements), -1).T
+    result = np.empty((total, len(labels)), dtype=labels.dtype)
+    for index, (positions, block) in enumerate(zip(groups, arrangements)):
+        result[:, positions] = block[grid[:, index]]
+    observed = np.flatnonzero((result == labels[None, :]).all(axis=1))
+    return np.delete(result, observed[:1], axis=0)
+
+
 def _permuted_within(labels: np.ndarray, blocks: np.ndarray, permutations: int,
                      rng: np.random.Generator) -> np.ndarray:
-    """A (permutations x units) matrix: ``labels`` shuffled independently within each block, per row."""
+    """Rearrangements of ``labels`` within each block, one per row.
+
+    When a design has at most ``permutations`` distinct rearrangements (small
+    studies: a few settings, few depths), all of them except the observed one
+    are returned, so the p-value is the exact one, (1 + count) / (1 + rows) =
+    count including the observed / all arrangements. Otherwise ``permutations``
+    random ones are drawn. (With few arrangements, a fixed random draw can
+    over- or under-represent the extreme ones: in one 5-setting layout it made
+    a 6.25%-minimum exact test reject 8.5% of null studies.)
+    """
+    exact = _all_within(labels, blocks, permutations)
+    if exact is not None:
+        return exact
     result = np.empty((permutations, len(labels)), dtype=labels.dtype)
     order = np.argsort(blocks, kind="stable")
     sorted_blocks = blocks[order]
@@ -167,12 +214,13 @@ class Design:
         arm_weights = []
         for selected in (is_first, ~is_first):
             positions = np.flatnonzero(selected)
-            arm = np.zeros((permutations + 1, len(rows)), dtype=float)
+            arm = np.zeros((2, len(rows)), dtype=float)
             if positions.size:
                 arm_blocks = (_block_codes(rows.iloc[positions], ["setting"]) if paired
                               else np.zeros(positions.size, dtype=int))
                 arm_x = x[positions]
                 permuted_x = np.vstack([arm_x[None, :], _permuted_within(arm_x, arm_blocks, permutations, rng)])
+                arm = np.zeros((permuted_x.shape[0], len(rows)), dtype=float)
                 centred = arm_x - arm_x.mean()
                 sxx = float(centred @ centred)
                 if sxx > 0:
