@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from study import config
 from study.config import load_space
@@ -183,3 +184,24 @@ def test_split_parameters_of_other_datasets_are_checked_when_the_space_loads(tmp
     _rejected(path, "dataset.parameters.validation_fraction", "between 0 and 1")
     path = write_space(tmp_path, {"dataset": {"name": "cinc2017", "parameters": {"seed": -2}}}, name="cinc.yaml")
     _rejected(path, "dataset.parameters.seed", "non-negative integer")
+
+
+@pytest.mark.parametrize("dataset, parameters, key", [
+    ("mitdb", {"window_after": -1}, "dataset.parameters.window_after"),
+    ("mitdb", {"normalise": "zscore"}, "dataset.parameters.normalise"),
+    ("mitdb", {"records": ["999"]}, "dataset.parameters.records"),
+    ("mitdb", {"validation_records": 0}, "dataset.parameters.validation_records"),
+    ("cinc2017", {"sampling_rate": 0}, "dataset.parameters.sampling_rate"),
+    ("cinc2017", {"crop": "middle"}, "dataset.parameters.crop"),
+    ("cinc2017", {"records": "A00001"}, "dataset.parameters.records"),
+])
+def test_real_dataset_parameters_are_checked_when_the_space_loads(tmp_path, dataset, parameters, key):
+    """Values are refused at load time, before any file of the database is read (the data directory is absent)."""
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "dataset": {"name": dataset, "parameters": parameters},
+                                    "hyperparameters": {"architecture": {"role": "scientific",
+                                                                         "values": ["lstm", "cnn"]}}}),
+                    encoding="utf-8")
+    with pytest.raises(BadInput) as caught:
+        load_space(path)
+    assert str(path) in str(caught.value) and key in str(caught.value)

@@ -130,9 +130,10 @@ def resolve(name: str, *, source: str | None = None, key: str = "dataset.name") 
 def check_parameters(name: str, parameters: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
     """Merge parameters over the dataset's defaults, rejecting unknown names and bad values.
 
-    Values are checked without reading any file, by the dataset's own check (``synthetic_ecg``: every
-    parameter), else by the split parameters the loaders share (``validation_fraction``, ``test_fraction``,
-    ``seed``); checks that need the data (every class in every split) stay with the loader.
+    Values are checked without reading any file, by the dataset's own check (``synthetic_ecg``, ``mitdb``,
+    ``cinc2017``: every parameter), else by the split parameters the loaders share (``validation_fraction``,
+    ``test_fraction``, ``seed``: ``ucr``); checks that need the data (every class in every split, record
+    names of a CinC list) stay with the loader.
     """
     spec, implied = resolve(name, source=source)
     unknown = sorted(set(parameters) - set(spec.defaults) - set(implied))

@@ -350,8 +350,33 @@ def choose_validation_records(counts: np.ndarray, records: Sequence[str], size: 
     return [records[index] for index in combinations[order[0]]]
 
 
+def check_mitdb_parameters(parameters: dict[str, Any]) -> None:
+    """Every mitdb parameter value that can be checked without reading a file (run when a space is loaded)."""
+    _mitdb_records(parameters)
+    check_choice(parameters["normalise"], ("beat", "none"), key="dataset.parameters.normalise")
+    if not isinstance(parameters["include_q"], bool):
+        raise BadInput(f"must be true or false, got {parameters['include_q']!r}", key="dataset.parameters.include_q")
+    if not isinstance(parameters["lead"], str) or not parameters["lead"]:
+        raise BadInput(f"must be a signal name such as 'MLII', got {parameters['lead']!r}",
+                       key="dataset.parameters.lead")
+    _positive_number(parameters, "window_before", allow_zero=True)
+    _positive_number(parameters, "window_after")
+    if parameters["resample_to"] is not None:
+        _positive_number(parameters, "resample_to")
+    _optional_count(parameters, "max_beats_per_class")
+    check_seed(parameters)
+    requested = parameters["validation_records"]
+    key = "dataset.parameters.validation_records"
+    if isinstance(requested, numbers.Integral) and not isinstance(requested, bool):
+        if requested < 1:
+            raise BadInput(f"must be a positive count or a list of DS1 record names, got {requested}", key=key)
+    elif isinstance(requested, (str, bytes)) or not isinstance(requested, Sequence) or not requested:
+        raise BadInput(f"must be a count or a list of DS1 record names, got {requested!r}", key=key)
+
+
 def load_mitdb(parameters: dict[str, Any], data_dir: Path) -> Dataset:
     """Heartbeats of MIT-BIH with the inter-patient split (see the module docstring)."""
+    check_mitdb_parameters(parameters)
     directory = _source_directory(data_dir, "mitdb")
     records = _mitdb_records(parameters)
     check_choice(parameters["normalise"], ("beat", "none"), key="dataset.parameters.normalise")
@@ -549,8 +574,31 @@ def _cinc_selection(rows: list[tuple[str, str]], requested: Any) -> list[tuple[s
     return [row for row in rows if row[0] in names]
 
 
+def check_cinc2017_parameters(parameters: dict[str, Any]) -> None:
+    """Every cinc2017 parameter value that can be checked without reading a file (run when a space is loaded)."""
+    sampling_rate = _positive_number(parameters, "sampling_rate")
+    duration = _positive_number(parameters, "duration")
+    check_choice(parameters["crop"], ("center", "start"), key="dataset.parameters.crop")
+    check_choice(parameters["normalise"], ("record", "none"), key="dataset.parameters.normalise")
+    if check_fraction(parameters, "validation_fraction") + check_fraction(parameters, "test_fraction") >= 1:
+        raise BadInput("validation_fraction + test_fraction must be below 1", key="dataset.parameters.test_fraction")
+    check_seed(parameters)
+    if int(round(duration * sampling_rate)) < 1:
+        raise BadInput("duration x sampling_rate must be at least one sample", key="dataset.parameters.duration")
+    requested = parameters["records"]
+    if requested is not None:
+        if isinstance(requested, numbers.Integral) and not isinstance(requested, bool):
+            if requested < 1:
+                raise BadInput(f"must be a positive count or a list of record names, got {requested}",
+                               key="dataset.parameters.records")
+        elif isinstance(requested, (str, bytes)) or not isinstance(requested, Sequence) or not requested:
+            raise BadInput(f"must be null, a positive count or a list of record names, got {requested!r}",
+                           key="dataset.parameters.records")
+
+
 def load_cinc2017(parameters: dict[str, Any], data_dir: Path) -> Dataset:
     """Fixed-length CinC 2017 strips with a class-stratified record split (see the module docstring)."""
+    check_cinc2017_parameters(parameters)
     directory = _source_directory(data_dir, "cinc2017")
     sampling_rate = _positive_number(parameters, "sampling_rate")
     duration = _positive_number(parameters, "duration")
@@ -634,6 +682,7 @@ def load_cinc2017(parameters: dict[str, Any], data_dir: Path) -> Dataset:
 register("mitdb", DatasetSpec(
     loader=load_mitdb,
     defaults=dict(MITDB_DEFAULTS),
+    check=check_mitdb_parameters,
     description="MIT-BIH Arrhythmia heartbeats (AAMI N/S/V/F[/Q]) around annotated R peaks, "
                 "inter-patient DS1/DS2 split with whole-record validation",
 ))
@@ -641,6 +690,7 @@ register("mitdb", DatasetSpec(
 register("cinc2017", DatasetSpec(
     loader=load_cinc2017,
     defaults=dict(CINC2017_DEFAULTS),
+    check=check_cinc2017_parameters,
     description="PhysioNet/CinC 2017 single-lead strips (N/A/O/~), resampled and cropped or padded "
                 "to a fixed length, record split stratified by class",
 ))
