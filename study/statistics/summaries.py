@@ -13,10 +13,9 @@ isolation table, the boundary warnings, the learning curves, the winners marked
 on the nuisance axes and the per-class scores all use it, so they always show
 the same trial (the one the runner retrained with fresh seeds).
 
-Display convention: the trial frame censors ``overfit_onset`` at the epoch
-budget + 1 for a trial that never overfitted (for the rank tests); the tables
-here show the *observed* onset instead (missing when it never overfitted, with
-``onset_fraction`` the share of trials that had one).
+The tables show the observed ``overfit_onset`` (missing when a trial never
+overfitted, with ``onset_fraction`` the share of trials that had one); only
+the rank tests censor it, in :func:`study.statistics.trials.measure_units`.
 """
 from __future__ import annotations
 
@@ -229,16 +228,6 @@ def _finite(values: pd.Series) -> pd.Series:
     return numeric.where(np.isfinite(numeric))
 
 
-def observed_onset(trials: pd.DataFrame) -> pd.Series:
-    """The overfit onset as observed: missing for a trial that never overfitted (the trial frame censors
-    it at the budget + 1 for the rank tests)."""
-    onset = _finite(trials["overfit_onset"]) if "overfit_onset" in trials.columns \
-        else pd.Series(np.nan, index=trials.index)
-    if "never_overfitted" in trials.columns:
-        onset = onset.where(~trials["never_overfitted"].fillna(False).astype(bool))
-    return onset
-
-
 def _winner_keys(trials: pd.DataFrame, cell_columns: Sequence[str]) -> set[tuple[str, str]]:
     """(trial_id, phase) of every cell's winner by :func:`best_per_cell`."""
     winners = best_per_cell(trials, cell_columns)
@@ -265,7 +254,6 @@ def isolation_table(trials: pd.DataFrame, space: Mapping[str, Any] | None) -> pd
     scientific = _scientific(trials, space)
     nuisance = [name for name in hyperparameters_with_role(space, "nuisance") if name not in scientific]
     winners = best_per_cell(trials, scientific)
-    winners = winners.assign(overfit_onset=observed_onset(winners))
     columns = [*scientific, "trial_id", *nuisance, "parameter_count", "classification", *ISOLATION_MEASURES,
                *TEST_SUMMARY_COLUMNS]
     return _sort_cells(winners.reindex(columns=columns), space, scientific)
@@ -286,7 +274,7 @@ def median_table(trials: pd.DataFrame, space: Mapping[str, Any] | None) -> pd.Da
     cells = units[scientific].drop_duplicates()
     classification = units["classification"].astype(str)
     completed = units.loc[~classification.isin(PROBLEM_CLASSES)].copy()
-    completed["_onset"] = observed_onset(completed)
+    completed["_onset"] = _finite(completed["overfit_onset"])
     measured = completed["best_epoch"].notna() if "best_epoch" in completed.columns \
         else pd.Series(False, index=completed.index)
     completed["_has_onset"] = completed["_onset"].notna().astype(float).where(measured)
