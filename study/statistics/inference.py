@@ -63,6 +63,23 @@ def _masked_slope_weights(x: np.ndarray, masks: np.ndarray) -> np.ndarray:
         return np.where(sxx[:, None] > 0, centred / np.where(sxx > 0, sxx, 1.0)[:, None], 0.0)
 
 
+def _complete_pairs(rows: pd.DataFrame, is_first: np.ndarray) -> pd.DataFrame:
+    """One row per (depth, setting) with exactly one unit of each architecture: columns of the first
+    architecture's unit suffixed ``_a``, the second's ``_b``."""
+    firsts = rows.loc[is_first].drop_duplicates(["depth", "setting"], keep=False)
+    seconds = rows.loc[~is_first].drop_duplicates(["depth", "setting"], keep=False)
+    return firsts.merge(seconds, on=["depth", "setting"], suffixes=("_a", "_b"))
+
+
+def _slope_of_cell_means(x: np.ndarray, counts: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """The unit-level OLS slope on x, from cell means (replicates x cells) and cell sizes: each cell counts
+    by its number of units, so this equals the slope fitted on the units themselves."""
+    weights = counts / counts.sum()
+    x_bar = float(weights @ x)
+    sxx = float(weights @ (x - x_bar) ** 2)
+    return ((means - (means @ weights)[:, None]) * (weights * (x - x_bar))).sum(axis=1) / sxx
+
+
 def _paired_difference_weights(rows: pd.DataFrame, x: np.ndarray, is_first: np.ndarray, permutations: int,
                                rng: np.random.Generator) -> np.ndarray:
     """Paired settings: the slope of the within-pair differences (first minus second) on log2(depth).
@@ -74,10 +91,7 @@ def _paired_difference_weights(rows: pd.DataFrame, x: np.ndarray, is_first: np.n
     exchanged between pairs of the same setting: an exact test. Units without a
     partner get weight 0 here (they still count in each arm's own slope).
     """
-    keyed = rows.assign(_first=is_first, _position=np.arange(len(rows)))
-    firsts = keyed.loc[keyed["_first"]].drop_duplicates(["depth", "setting"], keep=False)
-    seconds = keyed.loc[~keyed["_first"]].drop_duplicates(["depth", "setting"], keep=False)
-    pairs = firsts.merge(seconds, on=["depth", "setting"], suffixes=("_a", "_b"))
+    pairs = _complete_pairs(rows.assign(_position=np.arange(len(rows))), is_first)
     if pairs["depth"].nunique() < 2:
         return np.zeros((2, len(rows)), dtype=float)
     pair_x = np.log2(pairs["depth"].to_numpy(dtype=float))
@@ -320,19 +334,13 @@ def _bootstrap_slopes(units: pd.DataFrame, first: str, second: str, *, binary: b
             else:
                 draws = values[rng.integers(0, len(values), size=(resamples, len(values)))]
                 means[:, index] = draws.mean(axis=1)
-        weights = counts / counts.sum()
-        x_bar = float(weights @ x)
-        sxx = float(weights @ (x - x_bar) ** 2)
-        replicates[label] = ((means - (means @ weights)[:, None]) * (weights * (x - x_bar))).sum(axis=1) / sxx
+        replicates[label] = _slope_of_cell_means(x, counts, means)
     return replicates
 
 
 def _paired_differences(rows: pd.DataFrame, first: str) -> pd.DataFrame:
     """Complete pairs (one unit per architecture at the same depth and setting): depth and first-minus-second."""
-    is_first = rows["architecture"].astype(str) == first
-    firsts = rows.loc[is_first].drop_duplicates(["depth", "setting"], keep=False)
-    seconds = rows.loc[~is_first].drop_duplicates(["depth", "setting"], keep=False)
-    pairs = firsts.merge(seconds, on=["depth", "setting"], suffixes=("_a", "_b"))
+    pairs = _complete_pairs(rows, (rows["architecture"].astype(str) == first).to_numpy())
     return pd.DataFrame({"depth": pairs["depth"].to_numpy(dtype=float),
                          "value": (pairs["value_a"] - pairs["value_b"]).to_numpy(dtype=float)})
 
@@ -348,10 +356,7 @@ def _bootstrap_paired_difference(pairs: pd.DataFrame, resamples: int, seed: int)
     counts = np.array([len(values) for _, values in cells], dtype=float)
     means = np.column_stack([values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
                              for _, values in cells])
-    weights = counts / counts.sum()
-    x_bar = float(weights @ x)
-    sxx = float(weights @ (x - x_bar) ** 2)
-    return ((means - (means @ weights)[:, None]) * (weights * (x - x_bar))).sum(axis=1) / sxx
+    return _slope_of_cell_means(x, counts, means)
 
 
 def compare_slopes(units: pd.DataFrame, *, first: str, second: str, paired: bool, permutations: int = 1999,
