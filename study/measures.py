@@ -56,6 +56,12 @@ def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
         raise ValueError(f"epoch table lacks required column(s): {', '.join(missing)}")
 
 
+def finite(values: pd.Series) -> pd.Series:
+    """Values as float64, with anything non-numeric, NaN or infinite turned into NaN (missing)."""
+    numeric = pd.to_numeric(values, errors="coerce").astype(float)
+    return numeric.where(np.isfinite(numeric))
+
+
 def _clean_losses(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Losses as float64 with infinities turned into NaN (both are ignored)."""
     for column in columns:

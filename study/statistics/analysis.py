@@ -18,10 +18,10 @@ import pandas as pd
 from study.config import AnalysisConfig
 from study.errors import BadInput
 from study.statistics import summaries
-from study.statistics.classification import Chance, chance_from_manifest, constant_prediction_loss
+from study.statistics.classification import Chance, chance_from_manifest
 from study.statistics.kendall import granulated_kendall_tau
 from study.statistics.selection import expected_best_of_k, winner_intervals
-from study.statistics.trials import (CELL, MEASURES, measure_definition, measure_units, nuisance_columns,
+from study.statistics.trials import (CELL, measure_definition, measure_units, nuisance_columns,
                                      settings_are_paired, trial_frame)
 from study.statistics.verdict import Verdict, build_statement, data_caveats, empty_slopes, slope_table
 
@@ -210,6 +210,3 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
                     data_problems=(*extra_problems, *_data_problems(epochs, trials, frame)), space=space,
                     manifest=dict(manifest), target_train_loss=target, chance=chance, settings=settings, paired=paired)
 
-
-__all__ = ["Analysis", "analyse", "cell_summary", "chance_levels", "thresholds_table", "MEASURES",
-           "constant_prediction_loss"]

@@ -30,6 +30,7 @@ from scipy import stats
 
 from study.config import AnalysisConfig
 from study.errors import BadInput
+from study.measures import finite
 
 CRASHED = "crashed"
 DIVERGED = "diverged"
@@ -84,11 +85,6 @@ def chance_from_manifest(manifest: Mapping[str, Any]) -> Chance:
     return Chance(num_classes=num_classes, loss=loss)
 
 
-def _finite(values: pd.Series) -> pd.Series:
-    numeric = pd.to_numeric(values, errors="coerce").astype(float)
-    return numeric.where(np.isfinite(numeric))
-
-
 def classify_trials(epochs: pd.DataFrame, *, chance: Chance, settings: AnalysisConfig = AnalysisConfig(),
                     statuses: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per trial (trial_id, phase) with its ``classification``, ``trained`` and the numbers behind them.
@@ -110,9 +106,9 @@ def classify_trials(epochs: pd.DataFrame, *, chance: Chance, settings: AnalysisC
     for column, values in raw.items():
         bad |= ~np.isfinite(values.to_numpy())
     frame["_bad"] = bad
-    frame["train_loss"] = _finite(frame["train_loss"])
-    frame["val_loss"] = _finite(frame["val_loss"])
-    frame["_score"] = _finite(frame[score]) if score in frame.columns else np.nan
+    frame["train_loss"] = finite(frame["train_loss"])
+    frame["val_loss"] = finite(frame["val_loss"])
+    frame["_score"] = finite(frame[score]) if score in frame.columns else np.nan
     frame = frame.sort_values([*keys, "epoch"], kind="stable").reset_index(drop=True)
     grouped = frame.groupby(keys, sort=True)
     result = pd.DataFrame({

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
+from study.measures import finite
 from study.statistics.classification import CLASSES, CRASHED, DIVERGED, FAILED_TO_TRAIN
 from study.statistics.selection import best_per_cell
 from study.statistics.trials import CELL, KEYS, REPEAT, TUNE, nuisance_columns, tuning_units
@@ -223,11 +224,6 @@ def _scientific(trials: pd.DataFrame, space: Mapping[str, Any] | None) -> list[s
     return names if names else [column for column in CELL if column in trials.columns]
 
 
-def _finite(values: pd.Series) -> pd.Series:
-    numeric = pd.to_numeric(values, errors="coerce").astype(float)
-    return numeric.where(np.isfinite(numeric))
-
-
 def _winner_keys(trials: pd.DataFrame, cell_columns: Sequence[str]) -> set[tuple[str, str]]:
     """(trial_id, phase) of every cell's winner by :func:`best_per_cell`."""
     winners = best_per_cell(trials, cell_columns)
@@ -274,13 +270,13 @@ def median_table(trials: pd.DataFrame, space: Mapping[str, Any] | None) -> pd.Da
     cells = units[scientific].drop_duplicates()
     classification = units["classification"].astype(str)
     completed = units.loc[~classification.isin(PROBLEM_CLASSES)].copy()
-    completed["_onset"] = _finite(completed["overfit_onset"])
+    completed["_onset"] = finite(completed["overfit_onset"])
     measured = completed["best_epoch"].notna() if "best_epoch" in completed.columns \
         else pd.Series(False, index=completed.index)
     completed["_has_onset"] = completed["_onset"].notna().astype(float).where(measured)
     present = [column for column in [*MEDIAN_MEASURES, "test_accuracy"] if column in completed.columns]
     for column in present:
-        completed[column] = _finite(completed[column])
+        completed[column] = finite(completed[column])
     grouped = completed.groupby(scientific, sort=False, dropna=False)
     table = grouped[present].median()
     table.columns = [f"median_{column}" for column in table.columns]
@@ -403,7 +399,7 @@ def trainability_table(trials: pd.DataFrame, *, confidence: float = 0.95) -> pd.
         failed_to_train=(classification == FAILED_TO_TRAIN).astype(np.int64),
         diverged=(classification == DIVERGED).astype(np.int64),
         crashed=(classification == CRASHED).astype(np.int64),
-        best_train_loss=_finite(units["lowest_train_loss"]))
+        best_train_loss=finite(units["lowest_train_loss"]))
     grouped = flags.groupby(CELL, sort=True)
     table = grouped[["trained", "failed_to_train", "diverged", "crashed"]].sum()
     table["settings"] = grouped.size()
@@ -475,7 +471,7 @@ def learning_curve_table(epochs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataF
     rows = curve.merge(runs[[*KEYS, *CELL, "winner"]], on=KEYS, how="inner")
     parts = []
     for split, column in (("train", "train_loss"), ("validation", "val_loss")):
-        values = rows.assign(value=_finite(rows[column])).dropna(subset=["value"])
+        values = rows.assign(value=finite(rows[column])).dropna(subset=["value"])
         grouped = values.groupby([*CELL, "winner", "epoch"], sort=True)["value"]
         part = pd.DataFrame({"mean": grouped.mean(), "low": grouped.min(), "high": grouped.max(),
                              "seeds": grouped.count()}).reset_index()
@@ -504,7 +500,7 @@ def nuisance_value_table(trials: pd.DataFrame, space: Mapping[str, Any] | None =
         if values.notna().sum() == 0:
             continue
         parts.append(pd.DataFrame({
-            "hyperparameter": name, "value": values.astype(float), "best_val_loss": _finite(tune["best_val_loss"]),
+            "hyperparameter": name, "value": values.astype(float), "best_val_loss": finite(tune["best_val_loss"]),
             "architecture": tune["architecture"], "depth": tune["depth"], "classification": tune["classification"],
             "best_in_cell": best_in_cell.astype(bool), "trial_id": tune["trial_id"].astype(str),
         }).dropna(subset=["value"]))
@@ -530,7 +526,7 @@ def gap_heatmap_table(trials: pd.DataFrame, hyperparameter: str, *, measure: str
     if hyperparameter not in rows.columns or measure not in rows.columns:
         return pd.DataFrame(columns=columns)
     rows = rows.assign(_x=pd.to_numeric(rows[hyperparameter], errors="coerce").astype(float),
-                       _y=_finite(rows[measure])).dropna(subset=["_x", "_y"])
+                       _y=finite(rows[measure])).dropna(subset=["_x", "_y"])
     if rows.empty:
         return pd.DataFrame(columns=columns)
     edges_row = search_edges(space)

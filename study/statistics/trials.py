@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from study.config import AnalysisConfig
-from study.measures import measures_table
+from study.measures import finite, measures_table
 from study.statistics.classification import Chance, classify_trials
 from study.statistics.progress import matched_progress, target_train_loss
 from study.tables import HYPERPARAMETER_COLUMNS
@@ -84,11 +84,6 @@ def measure_definition(name: str) -> MeasureDefinition:
     raise ValueError(f"unknown measure {name!r}, allowed: " + ", ".join(repr(item.name) for item in MEASURES))
 
 
-def _finite(values: pd.Series) -> pd.Series:
-    numeric = pd.to_numeric(values, errors="coerce").astype(float)
-    return numeric.where(np.isfinite(numeric))
-
-
 def trial_frame(epochs: pd.DataFrame, trials: pd.DataFrame | None, *, chance: Chance,
                 settings: AnalysisConfig = AnalysisConfig()) -> tuple[pd.DataFrame, float]:
     """(one row per trial, the common train-loss target).
@@ -135,7 +130,7 @@ def trial_frame(epochs: pd.DataFrame, trials: pd.DataFrame | None, *, chance: Ch
     for column in ("best_epoch", "epochs_run", "overfit_onset", "best_val_loss", "best_val_accuracy", "gap_at_best",
                    "gap_growth", "final_gap", "epochs_to_target", "gap_at_target", "gap_growth_after_target"):
         if column in frame.columns:
-            frame[column] = _finite(frame[column])
+            frame[column] = finite(frame[column])
     frame["still_improving"] = frame["best_epoch"].notna() & (frame["best_epoch"] >= frame["epochs_run"])
     frame["never_overfitted"] = frame["best_epoch"].notna() & frame["overfit_onset"].isna()
     frame["trained"] = frame["trained"].fillna(False).astype(bool)
@@ -183,7 +178,7 @@ def measure_units(trials: pd.DataFrame, measure: str) -> pd.DataFrame:
         values = rows[measure]
     setting = pd.to_numeric(rows["setting"], errors="coerce") if "setting" in rows.columns else math.nan
     units = pd.DataFrame({"architecture": rows["architecture"].astype(str), "depth": pd.to_numeric(rows["depth"]),
-                          "setting": setting, "value": _finite(values)})
+                          "setting": setting, "value": finite(values)})
     return units.dropna(subset=["architecture", "depth", "value"]).reset_index(drop=True)
 
 
