@@ -57,8 +57,8 @@ def read_epochs(run_dir: Path) -> pd.DataFrame:
 
 
 def read_trials(run_dir: Path) -> pd.DataFrame:
-    """Read trials.csv with trial ids as strings."""
-    return pd.read_csv(Path(run_dir) / TRIALS_FILE, dtype={"trial_id": str, "message": str})
+    """Read trials.csv with trial ids (and the ids of continued trials) as strings."""
+    return pd.read_csv(Path(run_dir) / TRIALS_FILE, dtype={"trial_id": str, "parent_trial_id": str, "message": str})
 
 
 def read_classes(run_dir: Path) -> pd.DataFrame:

@@ -146,17 +146,9 @@ def tuning_units(trials: pd.DataFrame) -> pd.DataFrame:
     """
     rows = trials.loc[trials["phase"] == TUNE] if "phase" in trials.columns else trials
     if "parent_trial_id" in rows.columns:
-        parents = set(rows["parent_trial_id"].dropna().astype(str).map(_normalise_id))
-        rows = rows.loc[~rows["trial_id"].astype(str).map(_normalise_id).isin(parents)]
+        parents = set(rows["parent_trial_id"].dropna().astype(str))
+        rows = rows.loc[~rows["trial_id"].astype(str).isin(parents)]
     return rows
-
-
-def _normalise_id(value: str) -> str:
-    """Trial ids read back as numbers lose their leading zeros ('03' vs '3.0'): compare them as integers."""
-    try:
-        return str(int(float(value)))
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def measure_units(trials: pd.DataFrame, measure: str) -> pd.DataFrame:
