@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import base64
 import html
-import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from study.markdown import (Bullets, FigureRef, Paragraph, ReportContext, Section, Span, Subheading, Table,
                             format_value, report_sections)
+from study.statistics.summaries import is_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from study.statistics.analysis import Analysis
@@ -58,10 +57,6 @@ def _text(value: Any) -> str:
     return html.escape(format_value(value))
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
 def table_html(frame: pd.DataFrame) -> str:
     """An escaped HTML table of a frame (numbers right-aligned)."""
     if frame.empty:
@@ -70,7 +65,7 @@ def table_html(frame: pd.DataFrame) -> str:
     body = []
     for row in frame.itertuples(index=False):
         cells = "".join(
-            f'<td class="number">{_text(value)}</td>' if _is_number(value) else f"<td>{_text(value)}</td>"
+            f'<td class="number">{_text(value)}</td>' if is_number(value) else f"<td>{_text(value)}</td>"
             for value in row)
         body.append(f"<tr>{cells}</tr>")
     return f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'

@@ -107,7 +107,8 @@ def fixed_values(space: Mapping[str, Any] | None) -> dict[str, Any]:
     return fixed
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool (numpy scalars included)."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
@@ -124,7 +125,7 @@ def boundary_position(value: Any, spec: Mapping[str, Any]) -> tuple[str, float, 
     """
     if "values" in spec:
         listed = list(spec["values"])
-        if not listed or not all(_is_number(item) for item in listed) or not _is_number(value):
+        if not listed or not all(is_number(item) for item in listed) or not is_number(value):
             return "categorical", math.nan, False, ""
         low, high = min(listed), max(listed)
         matches = [index for index, item in enumerate(listed) if math.isclose(item, value, rel_tol=1e-9, abs_tol=1e-12)]
@@ -168,7 +169,7 @@ def search_edges(space: Mapping[str, Any] | None, *, edge_fraction: float = BOUN
             continue
         if "values" in spec:
             listed = list(spec["values"])
-            if len(listed) < 2 or not all(_is_number(value) for value in listed):
+            if len(listed) < 2 or not all(is_number(value) for value in listed):
                 continue
             low, high, log = float(min(listed)), float(max(listed)), False
         elif "min" in spec and "max" in spec:
