@@ -394,9 +394,15 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _grid(count: int, columns: int) -> tuple[int, int]:
+def _panels(count: int, panel_width: float, panel_height: float, columns: int = 3) -> tuple[Figure, list[Axes]]:
+    """A figure with ``count`` panels in rows of at most ``columns``; the grid's spare axes are switched off."""
     columns = max(1, min(columns, count))
-    return int(np.ceil(count / columns)), columns
+    rows = int(np.ceil(count / columns))
+    figure = _new_figure(panel_width * columns, panel_height * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[count:]:
+        ax.set_axis_off()
+    return figure, list(axes[:count])
 
 
 def _single(reason: str, title: str, size: tuple[float, float] = (6.4, 3.6)) -> Figure:
@@ -440,13 +446,9 @@ def slopes_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
     if slopes is None or slopes.empty:
         reason = (analysis.no_verdict_reason if verdict is None else None) or "no measure has slopes"
         return _single(str(reason), "slopes per doubling of depth")
-    rows, columns = _grid(len(slopes), 3)
-    figure = _new_figure(4.3 * columns, 2.5 * rows)
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    figure, axes = _panels(len(slopes), 4.3, 2.5)
     for ax, (_, row) in zip(axes, slopes.iterrows()):
         plot_slope(row, ax, palette=palette)
-    for ax in axes[len(slopes):]:
-        ax.set_axis_off()
     figure.suptitle(f"Slope per doubling of depth ({verdict.first.upper()} and {verdict.second.upper()}; "
                     "bars: intervals; p: one-arm permutation test)")
     return figure
@@ -511,14 +513,10 @@ def nuisance_axes_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figu
     edges = _table(analysis, "nuisance_edges")
     edges = edges.set_index("hyperparameter") if not edges.empty else pd.DataFrame()
     hyperparameters = list(dict.fromkeys(values["hyperparameter"]))
-    rows, columns = _grid(len(hyperparameters), 3)
-    figure = _new_figure(4.6 * columns, 3.8 * rows)
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    figure, axes = _panels(len(hyperparameters), 4.6, 3.8)
     for ax, hyperparameter in zip(axes, hyperparameters):
         edge = edges.loc[hyperparameter] if hyperparameter in edges.index else None
         plot_nuisance_axis(values.loc[values["hyperparameter"] == hyperparameter], ax, edges=edge, palette=palette)
-    for ax in axes[len(hyperparameters):]:
-        ax.set_axis_off()
     return figure
 
 
@@ -540,13 +538,9 @@ def winners_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
     if table.empty:
         return _single("no cell winner has seeds with a finite measure (no repeat phase yet?)", "tuned winners")
     measures = list(dict.fromkeys(table["measure"]))
-    rows, columns = _grid(len(measures), 3)
-    figure = _new_figure(4.6 * columns, 3.6 * rows)
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    figure, axes = _panels(len(measures), 4.6, 3.6)
     for ax, measure in zip(axes, measures):
         plot_winners(table, ax, measure=measure, palette=palette)
-    for ax in axes[len(measures):]:
-        ax.set_axis_off()
     figure.suptitle("Each cell's tuned winner (mean over seeds; interval includes which setting won the tuning)")
     return figure
 
