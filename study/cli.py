@@ -49,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("name", help="study name")
     report.add_argument("--runs-dir", default="runs", type=Path)
     report.add_argument("--reports-dir", default="reports", type=Path)
-    report.add_argument("--compare", nargs=2, default=("lstm", "cnn"), metavar=("FIRST", "SECOND"),
-                        help="the two architectures whose depth slopes the verdict compares (default: lstm cnn)")
+    report.add_argument("--compare", nargs="+", default=None, metavar="LEVEL",
+                        help="FIRST SECOND (two architectures) or FACTOR FIRST SECOND (two levels of any scientific "
+                             "factor): the comparison every claim makes (default: the claims as the space states "
+                             "them; without claims, lstm against cnn along depth)")
     return parser
 
 
@@ -98,6 +100,6 @@ def _report(arguments: argparse.Namespace) -> int:
 
     check_study_name(arguments.name, source="command line", key="name")
     path = build_report(arguments.runs_dir / arguments.name, arguments.reports_dir / arguments.name,
-                        compare=tuple(arguments.compare), runs_dir=arguments.runs_dir)
+                        compare=arguments.compare, runs_dir=arguments.runs_dir)
     print(f"report written: {path}")
     return EXIT_OK

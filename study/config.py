@@ -95,7 +95,16 @@ HYPERPARAMETERS: dict[str, HyperparameterKind] = {
 }
 
 _SPEC_KEYS = ("role", "value", "values", "min", "max", "step", "log")
-_TOP_KEYS = ("name", "dataset", "tuner", "training", "repeats", "analysis", "hyperparameters")
+_TOP_KEYS = ("name", "dataset", "tuner", "training", "repeats", "analysis", "claims", "hyperparameters")
+_CLAIM_KEYS = ("factor", "measure", "direction", "compare", "levels", "at", "scale", "sentence")
+#: What a claim may be about: the measures of study.statistics.trials.MEASURES (checked there at import).
+CLAIM_MEASURES = ("trainable_fraction", "best_train_loss", "epochs_to_target", "gap_at_target",
+                  "gap_growth_after_target", "best_epoch", "overfit_onset", "gap_at_best", "best_val_accuracy")
+CLAIM_DIRECTIONS = ("increases", "decreases")
+#: The x of a claim's slope: log2 (per doubling), linear (per unit) or rank (0, 1, 2, ... in the listed order).
+CLAIM_SCALES = ("log2", "linear", "rank")
+#: Factors whose default scale is log2 (their effects are multiplicative: a doubling of depth or width).
+LOG2_FACTORS = ("depth", "width", "batch_size", "kernel_size", "learning_rate")
 _DATASET_KEYS = ("name", "parameters")
 _TUNER_KEYS = ("name", "trials_per_cell", "seed", "hyperband_factor", "hyperband_iterations", "max_consecutive_failures")
 _TRAINING_KEYS = ("train_eval_size", "class_weights")
@@ -203,6 +212,88 @@ class AnalysisConfig:
         return _analysis_config(_mapping(section, "manifest.json", "analysis", _ANALYSIS_KEYS), "manifest.json")
 
 
+def level_key(value: Any) -> str:
+    """One spelling per level, so 0.25 from YAML and 0.25 read back from a CSV compare equal."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return f"{float(value):.10g}"
+    try:
+        return f"{float(str(value)):.10g}"
+    except ValueError:
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim a study tests (an item of the ``claims:`` section).
+
+    The claim is about the slope of ``measure`` along ``factor`` (on ``scale``,
+    over ``levels``): it ``increases`` or ``decreases``. With ``compare`` (a
+    factor and two of its levels, first and second) it says the first level's
+    slope is steeper in that direction than the second's *and* the first's own
+    slope goes that way; without it, the slope itself goes that way. ``at``
+    keeps only the given levels of other factors; every other scientific factor
+    is a stratum (slopes are read within each of its levels).
+    """
+
+    factor: str
+    measure: str
+    direction: str
+    levels: tuple[Any, ...]
+    scale: str
+    compare_factor: str | None = None
+    compare_levels: tuple[Any, Any] | None = None
+    at: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    sentence: str | None = None
+    label: str | None = None
+
+    @property
+    def supports_sign(self) -> int:
+        return 1 if self.direction == "increases" else -1
+
+    @property
+    def axis_text(self) -> str:
+        """What one unit of the slope is, in words."""
+        if self.scale == "log2":
+            return f"per doubling of {self.factor}"
+        if self.scale == "rank":
+            if len(self.levels) == 2:
+                return f"{self.factor} {self.levels[1]} minus {self.levels[0]}"
+            return f"per step of {self.factor} ({' -> '.join(str(level) for level in self.levels)})"
+        return f"per unit of {self.factor}"
+
+    @property
+    def text(self) -> str:
+        """The claim in words: the given sentence, else one generated from its fields."""
+        if self.sentence:
+            return self.sentence
+        verb = "rises" if self.direction == "increases" else "falls"
+        if self.scale == "rank" and len(self.levels) == 2:
+            along = f"from {self.factor} {self.levels[0]} to {self.levels[1]}"
+        else:
+            along = f"with {self.factor}"
+        where = ""
+        if self.at:
+            where = " at " + ", ".join(f"{name} {'/'.join(str(value) for value in values)}" for name, values in self.at)
+        if self.compare_factor is None:
+            return f"{self.measure} {verb} {along}{where}"
+        first, second = self.compare_levels or ("?", "?")
+        return (f"{self.measure} {verb} more {along} for {self.compare_factor} {first} than for "
+                f"{self.compare_factor} {second}{where}")
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"factor": self.factor, "measure": self.measure, "direction": self.direction,
+                                  "levels": list(self.levels), "scale": self.scale}
+        if self.compare_factor is not None:
+            result["compare"] = {self.compare_factor: list(self.compare_levels or ())}
+        if self.at:
+            result["at"] = {name: list(values) for name, values in self.at}
+        if self.sentence:
+            result["sentence"] = self.sentence
+        return result
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """A validated study definition loaded from one YAML file."""
@@ -215,6 +306,8 @@ class SearchSpace:
     repeat_seeds: int
     hyperparameters: Mapping[str, HyperparameterSpec]
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    claims: tuple[Claim, ...] = ()
+    question: str = ""
 
     def with_role(self, role: str) -> list[HyperparameterSpec]:
         return [spec for spec in self.hyperparameters.values() if spec.role == role]
@@ -242,6 +335,8 @@ class SearchSpace:
             "training": dataclasses.asdict(self.training),
             "repeats": {"seeds": self.repeat_seeds},
             "analysis": dataclasses.asdict(self.analysis),
+            "claims": [claim.to_dict() for claim in self.claims],
+            "question": self.question,
             "hyperparameters": {name: spec.to_dict() for name, spec in self.hyperparameters.items()},
         }
 
@@ -293,7 +388,24 @@ def load_space(path: str | Path) -> SearchSpace:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or type(error).__name__
         raise BadInput(f"malformed YAML{where}: {problem}", source=source) from None
-    return space_from_dict(document, source=source, default_name=path.stem)
+    space = space_from_dict(document, source=source, default_name=path.stem)
+    return dataclasses.replace(space, question=question_from_header(text))
+
+
+def question_from_header(text: str) -> str:
+    """The question a space asks, from its opening comment (``# Question: ...`` up to ``# Run:``)."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#"):
+            break
+        body = stripped.lstrip("#").strip()
+        if body.lower().startswith("run:"):
+            break
+        if lines or body.lower().startswith("question:"):
+            lines.append(body.split(":", 1)[1].strip() if not lines else body)
+    question = " ".join(lines).strip()
+    return question[:question.index("?") + 1] if "?" in question else question
 
 
 def space_from_dict(document: Any, *, source: str, default_name: str = "study") -> SearchSpace:
@@ -332,6 +444,8 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
             specs[hp_name] = _hyperparameter(hp_name, raw[hp_name], kind, source)
         else:
             specs[hp_name] = HyperparameterSpec(hp_name, "fixed", values=(kind.default,))
+    scientific = {spec.name: spec.values for spec in specs.values() if spec.role == "scientific"}
+    claims = parse_claims(top.get("claims", []), scientific, source) if "claims" in top else ()
     space = SearchSpace(
         name=name,
         source=source,
@@ -341,6 +455,7 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
         repeat_seeds=repeat_seeds,
         hyperparameters=specs,
         analysis=analysis,
+        claims=claims,
     )
     _check_combination(space)
     return space
@@ -609,3 +724,122 @@ def _check_combination(space: SearchSpace, source: str | None = None) -> None:
             if spec.is_range and spec.step is None:
                 raise BadInput("grid search needs 'step' or a list of 'values' for every nuisance range",
                                source=source, key=f"hyperparameters.{spec.name}")
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def scientific_levels(space: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The scientific factors of a space dict (a manifest's ``space``) and their levels."""
+    specs = space.get("hyperparameters") if isinstance(space, Mapping) else None
+    if not isinstance(specs, Mapping):
+        return {}
+    return {name: tuple(spec["values"]) for name, spec in specs.items()
+            if isinstance(spec, Mapping) and spec.get("role") == "scientific" and isinstance(spec.get("values"), list)}
+
+
+def claims_from_mapping(space: Mapping[str, Any]) -> tuple[Claim, ...]:
+    """The claims of a manifest's space (none: ``()``); bad ones raise BadInput naming manifest.json."""
+    raw = space.get("claims") if isinstance(space, Mapping) else None
+    if raw is None:
+        return ()
+    return parse_claims(raw, scientific_levels(space), "manifest.json")
+
+
+def _is_numeric(values: tuple[Any, ...]) -> bool:
+    return all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
+
+
+def _find_levels(requested: Any, available: tuple[Any, ...], source: str, key: str, *, minimum: int) -> tuple[Any, ...]:
+    """The requested levels (a list) matched against the factor's levels, in the requested order."""
+    allowed = ", ".join(repr(value) for value in available)
+    if not isinstance(requested, list) or len(requested) < minimum:
+        raise BadInput(f"expected a list of at least {minimum} of the factor's levels, got {requested!r}; "
+                       f"allowed: {allowed}", source=source, key=key)
+    keys = {level_key(value): value for value in available}
+    found = []
+    for value in requested:
+        if isinstance(value, (dict, list)) or level_key(value) not in keys:
+            raise BadInput(f"{value!r} is not a level of this factor in the space; allowed: {allowed}",
+                           source=source, key=key)
+        found.append(keys[level_key(value)])
+    if len({level_key(value) for value in found}) != len(found):
+        raise BadInput(f"lists a level twice: {requested!r}", source=source, key=key)
+    return tuple(found)
+
+
+def parse_claims(raw: Any, scientific: Mapping[str, tuple[Any, ...]], source: str) -> tuple[Claim, ...]:
+    """Validate a ``claims:`` list against the space's scientific factors (name -> levels)."""
+    if not isinstance(raw, list) or not raw:
+        raise BadInput(f"expected a non-empty list of claims, got {raw!r}", source=source, key="claims")
+    factors = ", ".join(repr(name) for name in scientific) or "none (the space has no scientific hyperparameter)"
+    claims = []
+    for index, item in enumerate(raw):
+        prefix = f"claims[{index}]"
+        section = _mapping(item, source, prefix, _CLAIM_KEYS)
+        for required in ("factor", "measure", "direction"):
+            if required not in section:
+                raise BadInput("missing; a claim names its factor, measure and direction", source=source,
+                               key=f"{prefix}.{required}")
+        factor = section["factor"]
+        if factor not in scientific:
+            raise BadInput(f"got {factor!r}, allowed: a scientific hyperparameter of this space: {factors}",
+                           source=source, key=f"{prefix}.factor")
+        check_choice(section["measure"], CLAIM_MEASURES, source=source, key=f"{prefix}.measure")
+        check_choice(section["direction"], CLAIM_DIRECTIONS, source=source, key=f"{prefix}.direction")
+        available = scientific[factor]
+        numeric = _is_numeric(available)
+        if "levels" in section:
+            levels = _find_levels(section["levels"], available, source, f"{prefix}.levels", minimum=2)
+        elif numeric:
+            levels = tuple(sorted(available))
+        elif len(available) == 2:
+            levels = tuple(available)
+        else:
+            raise BadInput(f"{factor} has {len(available)} non-numeric levels; name the two (or more, in order) "
+                           f"the claim runs along, from {', '.join(repr(value) for value in available)}",
+                           source=source, key=f"{prefix}.levels")
+        if len(levels) < 2:
+            raise BadInput(f"{factor} has a single level in this space; a claim needs two or more", source=source,
+                           key=f"{prefix}.factor")
+        default_scale = ("log2" if factor in LOG2_FACTORS and all(value > 0 for value in levels) else "linear") \
+            if numeric else "rank"
+        scale = section.get("scale", default_scale)
+        check_choice(scale, CLAIM_SCALES, source=source, key=f"{prefix}.scale")
+        if scale != "rank" and not numeric:
+            raise BadInput(f"{factor} has non-numeric levels, so only the scale 'rank' (levels in the listed "
+                           "order) applies", source=source, key=f"{prefix}.scale")
+        if scale == "log2" and any(value <= 0 for value in levels):
+            raise BadInput(f"log2 needs positive levels, {factor} has {', '.join(repr(v) for v in levels)}; "
+                           "allowed: linear or rank", source=source, key=f"{prefix}.scale")
+        compare_factor, compare_levels = None, None
+        if "compare" in section:
+            compare = _mapping(section["compare"], source, f"{prefix}.compare", None)
+            if len(compare) != 1:
+                raise BadInput("expected one factor and its two levels, for example {architecture: [lstm, cnn]}",
+                               source=source, key=f"{prefix}.compare")
+            ((compare_factor, requested),) = compare.items()
+            if compare_factor not in scientific or compare_factor == factor:
+                raise BadInput(f"got {compare_factor!r}, allowed: another scientific hyperparameter of this space "
+                               f"than the claim's factor: {factors}", source=source, key=f"{prefix}.compare")
+            compare_levels = _find_levels(requested, scientific[compare_factor], source,
+                                          f"{prefix}.compare.{compare_factor}", minimum=2)
+            if len(compare_levels) != 2:
+                raise BadInput(f"compares exactly two levels, got {len(compare_levels)}", source=source,
+                               key=f"{prefix}.compare.{compare_factor}")
+        at: list[tuple[str, tuple[Any, ...]]] = []
+        if "at" in section:
+            restriction = _mapping(section["at"], source, f"{prefix}.at", None)
+            for name, requested in restriction.items():
+                if name not in scientific or name in (factor, compare_factor):
+                    raise BadInput(f"got {name!r}, allowed: a scientific hyperparameter other than the claim's "
+                                   f"factor and compared factor: {factors}", source=source, key=f"{prefix}.at")
+                values = requested if isinstance(requested, list) else [requested]
+                at.append((name, _find_levels(values, scientific[name], source, f"{prefix}.at.{name}", minimum=1)))
+        sentence = section.get("sentence")
+        if sentence is not None and (not isinstance(sentence, str) or not sentence.strip()):
+            raise BadInput(f"expected a sentence (text), got {sentence!r}", source=source, key=f"{prefix}.sentence")
+        claims.append(Claim(factor=factor, measure=section["measure"], direction=section["direction"],
+                            levels=levels, scale=scale, compare_factor=compare_factor, compare_levels=compare_levels,
+                            at=tuple(at), sentence=" ".join(sentence.split()) if sentence else None))
+    return tuple(claims)

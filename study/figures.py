@@ -33,11 +33,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from study.statistics.analysis import Analysis
 
 #: The figures :func:`build_figures` returns, in order; the first is the headline figure.
-FIGURE_NAMES = ("gap_vs_depth", "trainability_vs_depth", "slopes", "learning_curves", "gap_heatmaps",
-                "nuisance_axes", "best_of_k", "winners")
+FIGURE_NAMES = ("gap_vs_depth", "claim_profiles", "trainability_vs_depth", "slopes", "learning_curves",
+                "gap_heatmaps", "nuisance_axes", "best_of_k", "winners")
 
 #: One line per figure, used as its caption in the reports.
 FIGURE_CAPTIONS = {
+    "claim_profiles": "Each claim's measure (and validation accuracy, what the factor cost) against the claim's "
+                      "factor, one line per compared level, one panel per level of the other scientific factors: "
+                      "means over tuning trials with their intervals.",
     "gap_vs_depth": "Gap (validation minus train loss) at matched training progress against depth: every tuning "
                     "trial that trained (small points) and each cell's mean with its interval.",
     "trainability_vs_depth": "What happened to the tuning trials of each cell (share of classes), and the share of "
@@ -254,7 +257,7 @@ def plot_slope(row: pd.Series, ax: Axes, *, palette: Mapping[str, Any] | None = 
                         for item in slopes.itertuples(index=False)])
     ax.set_ylim(-0.7, len(slopes) - 0.3)
     ax.invert_yaxis()
-    ax.set_xlabel(f"slope of {measure} per doubling of depth")
+    ax.set_xlabel(f"slope of {measure} {row.get('axis', 'per doubling of depth')}")
     primary = " (primary)" if bool(row.get("primary", False)) else ""
     ax.set_title(f"{measure}{primary}: {row.get('status', '')}")
     ax.grid(alpha=0.3, axis="x")
@@ -446,11 +449,56 @@ def slopes_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
     if slopes is None or slopes.empty:
         reason = (analysis.no_verdict_reason if verdict is None else None) or "no measure has slopes"
         return _single(str(reason), "slopes per doubling of depth")
+    if "axis_id" in slopes.columns:  # the first claim's axis: one panel per measure along it
+        slopes = slopes.loc[slopes["axis_id"] == slopes["axis_id"].iloc[0]]
+    axis = str(slopes["axis"].iloc[0]) if "axis" in slopes.columns else "per doubling of depth"
     figure, axes = _panels(len(slopes), 4.3, 2.5)
     for ax, (_, row) in zip(axes, slopes.iterrows()):
         plot_slope(row, ax, palette=palette)
-    figure.suptitle(f"Slope per doubling of depth ({verdict.first.upper()} and {verdict.second.upper()}; "
+    figure.suptitle(f"Slope {axis} ({str(slopes['first'].iloc[0]).upper()} and {str(slopes['second'].iloc[0]).upper()}; "
                     "bars: intervals; p: one-arm permutation test)")
+    return figure
+
+
+def plot_profile(rows: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any], title: str) -> None:
+    """One panel of a claim's profile: mean of one measure per factor level and arm, with interval bars.
+
+    ``rows``: rows of the factor_profile table for one measure and stratum.
+    """
+    if rows.empty:
+        not_enough_data(ax, "no units at these levels", title=title)
+        return
+    shown = rows.assign(low=(rows["mean"] - rows["ci_low"]).clip(lower=0).fillna(0.0),
+                        high=(rows["ci_high"] - rows["mean"]).clip(lower=0).fillna(0.0))
+    sns.lineplot(data=shown, x="x", y="mean", hue="arm", palette=palette, marker="o", ax=ax, errorbar=None)
+    for arm, group in shown.groupby("arm", sort=True):
+        ax.errorbar(group["x"], group["mean"], yerr=[group["low"], group["high"]], fmt="none", capsize=3,
+                    color=palette.get(arm), lw=1)
+    ticks = rows.drop_duplicates("x").sort_values("x")
+    ax.set_xticks(ticks["x"].tolist())
+    ax.set_xticklabels([str(level) for level in ticks["level"]])
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(str(rows["measure"].iloc[0]))
+    ax.grid(alpha=0.3)
+    _legend(ax, title=None)
+
+
+def claim_profiles_figure(analysis: Analysis) -> Figure:
+    profile = _table(analysis, "factor_profile")
+    if profile is None or profile.empty:
+        reason = analysis.no_verdict_reason or "no claim has units at two levels of its factor"
+        return _single(str(reason), "claim profiles")
+    panels = profile[["axis_id", "factor", "measure", "stratum"]].drop_duplicates().reset_index(drop=True)
+    arms = sorted(profile["arm"].astype(str).unique())
+    palette = dict(zip(arms, sns.color_palette("colorblind", max(len(arms), 1))))
+    figure, axes = _panels(len(panels), 4.0, 3.0)
+    for ax, panel in zip(axes, panels.itertuples(index=False)):
+        rows = profile.loc[(profile["axis_id"] == panel.axis_id) & (profile["measure"] == panel.measure)
+                           & (profile["stratum"] == panel.stratum)]
+        where = f" ({panel.stratum})" if str(panel.stratum) else ""
+        plot_profile(rows, ax, palette=palette, title=f"{panel.measure} vs {panel.factor}{where}")
+        ax.set_xlabel(str(panel.factor))
+    figure.suptitle("Claims: each measure against its factor (bars: 95% intervals over tuning trials)")
     return figure
 
 
@@ -552,6 +600,7 @@ def build_figures(analysis: Analysis) -> dict[str, Figure]:
     palette = architecture_palette(architectures)
     with matplotlib.rc_context(_STYLE):
         figures = {
+            "claim_profiles": claim_profiles_figure(analysis),
             "gap_vs_depth": gap_vs_depth_figure(analysis, palette),
             "trainability_vs_depth": trainability_figure(analysis, palette),
             "slopes": slopes_figure(analysis, palette),

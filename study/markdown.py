@@ -197,6 +197,9 @@ def _status_section(analysis: Analysis, context: ReportContext, partial_note: st
     blocks: list[Block] = []
     if partial_note:  # its own paragraph, first: the reader must see it before any number
         blocks.append(Paragraph(spans(Span(partial_note, strong=True))))
+    question = analysis.space.get("question") if isinstance(analysis.space, Mapping) else None
+    if isinstance(question, str) and question.strip():
+        blocks.append(Paragraph(spans(Span("Question:", strong=True), f" {question.strip()}")))
     parts: list[str | Span] = [] + [
         "Dataset ", Span(context.dataset, strong=True), " (content hash ", Span(context.content_hash, code=True),
         f"); tuner {context.tuner}; {len(tune)} tuning trial(s) in {len(cells)} cell(s) "
@@ -209,11 +212,17 @@ def _status_section(analysis: Analysis, context: ReportContext, partial_note: st
     return (*blocks, Paragraph(spans(*parts)))
 
 
-def _arm_line(label: str, arm: Any, measure: str) -> tuple[Span, ...]:
-    return spans(f"{arm.architecture.upper()} {label}slope of {measure} per doubling of depth: ",
+def _arm_label(statement: Any, arm: Any) -> str:
+    if arm.architecture == "all":
+        return "All trials:"
+    return arm.architecture.upper() if statement.compared == "architecture" else f"{statement.compared} {arm.architecture}"
+
+
+def _arm_line(statement: Any, arm: Any) -> tuple[Span, ...]:
+    return spans(f"{_arm_label(statement, arm)} slope of {statement.measure} {statement.axis}: ",
                  Span(format_value(arm.slope), strong=True),
                  f" {interval_text(arm.low, arm.high)}, p = {format_value(arm.p_value)} "
-                 f"({arm.units} units over {arm.depths} depths)")
+                 f"({arm.units} units over {arm.depths} levels of {statement.factor})")
 
 
 def _verdict_section(analysis: Analysis) -> Section:
@@ -222,23 +231,31 @@ def _verdict_section(analysis: Analysis) -> Section:
         return Section("verdict", "Verdict", (
             Paragraph(spans(Span("No verdict:", strong=True), f" {analysis.no_verdict_reason or 'unknown reason'}. "
                             "The tables and figures below describe the study all the same.")),))
+    count = len(verdict.statements)
+    where = ("declared in the search space's claims: section" if verdict.declared
+             else f"the depth question's two default statements ({verdict.first.upper()} against "
+                  f"{verdict.second.upper()}, slopes per doubling of depth; the space declares no claims:)")
     blocks: list[Block] = [Paragraph(spans(
-        f"Two statements, each decided by its primary measure's permutation tests at alpha = "
-        f"{format_value(verdict.alpha)} ({verdict.first.upper()} against {verdict.second.upper()}, slopes per "
-        "doubling of depth)."))]
+        f"{count} claim{'s' if count != 1 else ''}, {where}, each decided by its measure's permutation tests at "
+        f"alpha = {format_value(verdict.alpha)}. Error rate across claims: {verdict.family or 'one claim'}."))]
     for statement in verdict.statements:
         blocks.append(Subheading(f"{statement.question.capitalize()}: {statement.claim}"))
-        blocks.append(Paragraph(spans("Status: ", Span(statement.status, strong=True), f" (primary measure "
-                                      f"{statement.measure}). ", statement.reading)))
-        items = [
-            spans(Span("Rule:", strong=True), f" {statement.rule}"),
-            _arm_line("", statement.first, statement.measure),
-            _arm_line("", statement.second, statement.measure),
-            spans(f"Difference ({statement.first.architecture.upper()} minus "
-                  f"{statement.second.architecture.upper()}): ", Span(format_value(statement.difference), strong=True),
-                  f" {interval_text(statement.ci_low, statement.ci_high)}, p = {format_value(statement.p_value)}"),
-            spans(Span("Calibration:", strong=True), f" {statement.calibration_text or 'not measured'}"),
-        ]
+        adjusted = (f", p after Holm's adjustment {format_value(statement.adjusted_p_value)}" if count > 1
+                    and math.isfinite(statement.adjusted_p_value) else "")
+        blocks.append(Paragraph(spans("Status: ", Span(statement.status, strong=True), f" (measure "
+                                      f"{statement.measure}{adjusted}). ", statement.reading)))
+        items = [spans(Span("Rule:", strong=True), f" {statement.rule}"), _arm_line(statement, statement.first)]
+        if not statement.one_arm:
+            items += [
+                _arm_line(statement, statement.second),
+                spans(f"Difference ({_arm_label(statement, statement.first)} minus "
+                      f"{_arm_label(statement, statement.second)}): ", Span(format_value(statement.difference),
+                                                                            strong=True),
+                      f" {interval_text(statement.ci_low, statement.ci_high)}, p = {format_value(statement.p_value)}"),
+            ]
+        if statement.strata:
+            items.append(spans(f"Slopes are read {statement.strata}."))
+        items.append(spans(Span("Calibration:", strong=True), f" {statement.calibration_text or 'not measured'}"))
         if statement.status == "inconclusive" and statement.units_needed_text:
             items.append(spans(statement.units_needed_text))  # says itself what would decide it
         blocks.append(Bullets(tuple(items)))
@@ -250,24 +267,36 @@ def _lines(lines: Sequence[str], empty: str) -> Block:
 
 
 def _slopes_frame(slopes: pd.DataFrame) -> pd.DataFrame:
-    """The slope table in reading order: each arm's slope, interval and p, then the difference."""
+    """The slope table in reading order: the axis, each arm's slope, interval and p, then the difference."""
     if slopes.empty:
         return slopes
-    first, second = str(slopes["first"].iloc[0]), str(slopes["second"].iloc[0])
     return pd.DataFrame({
+        "axis": slopes["axis"] if "axis" in slopes.columns else "per doubling of depth",
         "measure": slopes["measure"], "question": slopes["question"], "primary": slopes["primary"].astype(bool),
         "supports if": slopes.get("supports_if", ""),
-        f"{first} slope": slopes["slope_first"],
-        f"{first} interval": [interval_text(low, high) for low, high
-                              in zip(slopes["slope_first_low"], slopes["slope_first_high"])],
-        f"{first} p": slopes["p_first"],
-        f"{second} slope": slopes["slope_second"],
-        f"{second} interval": [interval_text(low, high) for low, high
-                               in zip(slopes["slope_second_low"], slopes["slope_second_high"])],
-        f"{second} p": slopes["p_second"],
+        "first": slopes["first"], "first slope": slopes["slope_first"],
+        "first interval": [interval_text(low, high) for low, high
+                           in zip(slopes["slope_first_low"], slopes["slope_first_high"])],
+        "first p": slopes["p_first"],
+        "second": slopes["second"], "second slope": slopes["slope_second"],
+        "second interval": [interval_text(low, high) for low, high
+                            in zip(slopes["slope_second_low"], slopes["slope_second_high"])],
+        "second p": slopes["p_second"],
         "difference": slopes["difference"],
         "interval": [interval_text(low, high) for low, high in zip(slopes["ci_low"], slopes["ci_high"])],
         "p": slopes["p_difference"], "status": slopes["status"],
+    }).reset_index(drop=True)
+
+
+def _effects_frame(effects: pd.DataFrame) -> pd.DataFrame:
+    """The effects table in reading order, the interval as one column."""
+    return pd.DataFrame({
+        "factor": effects["factor"], "measure": effects["measure"], "arm": effects["arm"],
+        "stratum": effects["stratum"], "slope": effects["slope"], "axis": effects["axis"],
+        "interval": [interval_text(low, high) for low, high in zip(effects["slope_low"], effects["slope_high"])],
+        "change first to last level": effects["change"],
+        "levels": [f"{low} -> {high}" for low, high in zip(effects["from_level"], effects["to_level"])],
+        "units": effects["units"],
     }).reset_index(drop=True)
 
 
@@ -325,7 +354,7 @@ def _per_class_blocks(per_class: pd.DataFrame) -> tuple[Block, ...]:
 def _how_to_read(analysis: Analysis) -> tuple[Block, ...]:
     settings = analysis.settings
     measures = [spans(Span(definition.name, code=True),
-                      f" ({definition.question}{', primary' if PRIMARY_MEASURES[definition.question] == definition.name else ''}"
+                      f" ({definition.question}{', primary' if PRIMARY_MEASURES.get(definition.question) == definition.name else ''}"
                       f"{', units: tuning trials that trained' if definition.trained_only else ', units: every tuning trial'}"
                       f"; {'a negative' if definition.supports_sign < 0 else 'a positive'} slope supports the "
                       f"statement): {definition.meaning}.")
@@ -335,9 +364,11 @@ def _how_to_read(analysis: Analysis) -> tuple[Block, ...]:
             "Each cell is one combination of the scientific hyperparameters; within a cell the nuisance "
             "hyperparameters were tuned with the same budget. Train and validation losses are both pure data losses "
             "evaluated in inference mode (no dropout, no weight penalty), so the gap = validation loss - train loss "
-            "is the true generalisation gap. Every slope is an ordinary least-squares slope against log2(depth), "
-            "i.e. the change per doubling of depth; its units are tuning trials (one per nuisance setting), never "
-            "repeat seeds of one setting.")),
+            "is the true generalisation gap. Every slope is an ordinary least-squares slope along a claim's factor "
+            "(against log2(depth) for the depth statements, i.e. the change per doubling of depth), read within "
+            "each level of the other scientific factors; its units are tuning trials (one per nuisance setting), "
+            "never repeat seeds of one setting. The signs below are those of the default depth statements; a "
+            "declared claim states its own direction.")),
         Subheading("Measures"),
         Bullets(tuple(measures)),
         Subheading("Classes of trials"),
@@ -417,13 +448,25 @@ def report_sections(analysis: Analysis, context: ReportContext, *,
         problems = problems.assign(message=problems["message"].astype(str).str.slice(0, MESSAGE_LENGTH))
     counts = _table(analysis, "classification")
     best_of_k = _table(analysis, "best_of_k")
+    effects = _table(analysis, "factor_effects")
+    profile = _table(analysis, "factor_profile")
     sections += [
+        table_section("effects", "What each claim's factor did",
+                      _effects_frame(effects) if effects is not None and not effects.empty else None,
+                      "Per claim axis, measure, compared level and level of the other scientific factors: the slope "
+                      "along the factor with a 95% bootstrap interval (for a regulariser, a negative gap slope is the "
+                      "gap closed per unit of strength), and the change of the mean from the first to the last "
+                      "level. best_val_accuracy shows what the factor cost or gained in validation accuracy. Units "
+                      "are tuning trials. The means at every level are in factor_profile.csv and the claim_profiles "
+                      "figure.", missing="(no claim)"),
+        table_section("profile", "Each claim's measure at every level of its factor",
+                      profile if profile is not None and not profile.empty else None, missing="(no claim)"),
         table_section("thresholds", "Thresholds", _table(analysis, "thresholds")),
-        table_section("slopes", "Slopes per doubling of depth",
+        table_section("slopes", "Slopes along each claim's axis",
                       _slopes_frame(slopes) if slopes is not None else None,
-                      "Every measure with both architectures' slopes, their intervals and one-arm permutation "
-                      "p-values, and the difference of slopes with its interval and p-value. Only the primary "
-                      "measure of each question decides its statement."),
+                      "Every measure with both arms' slopes along each claim's axis, their intervals and one-arm "
+                      "permutation p-values, and the difference of slopes with its interval and p-value (statuses at "
+                      "the unadjusted alpha). Only a claim's own (primary) measure decides it."),
         table_section("trainability", "Trainability per cell", _table(analysis, "trainability"),
                       "Tuning settings per cell, how many trained, the trainable fraction with its Wilson interval, "
                       "and the lowest train loss any setting reached."),

@@ -47,12 +47,14 @@ from study.config import MAX_DEPTH, MAX_EPOCHS, ROLES, AnalysisConfig
 from study.errors import BadInput
 from study.figures import build_figures
 from study.html_report import render_html
+from study.index_report import build_index
 from study.markdown import ReportContext, render_markdown
 from study.statistics.analysis import Analysis, analyse
 from study.statistics.summaries import CLASS_REQUIRED_COLUMNS, hyperparameters_with_role
 
 REPORT_FILE = "report.md"
 HTML_FILE = "report.html"
+ANSWERS_FILE = "answers.json"
 FIGURES_DIR = "figures"
 
 #: trials.csv columns the report needs besides the scientific and nuisance hyperparameters.
@@ -556,6 +558,35 @@ def save_figure(figure: Figure, directory: Path, name: str, *, dpi: int = FIGURE
     return png
 
 
+def _json_number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def answers(analysis: Analysis, context: ReportContext, partial_note: str | None) -> dict[str, Any]:
+    """The study's answers for the index of all reports (answers.json): its question, every claim's status,
+    estimate, interval, raw and Holm-adjusted p and measured error rate."""
+    verdict = analysis.verdict
+    question = analysis.space.get("question") if isinstance(analysis.space.get("question"), str) else ""
+    claims = []
+    for statement in (verdict.statements if verdict is not None else ()):
+        low, high = statement.estimate_interval
+        claims.append({"sentence": statement.claim, "factor": statement.factor, "measure": statement.measure,
+                       "status": statement.status, "estimate": _json_number(statement.estimate),
+                       "ci_low": _json_number(low), "ci_high": _json_number(high),
+                       "p_value": _json_number(statement.p_value),
+                       "adjusted_p_value": _json_number(statement.adjusted_p_value),
+                       "false_positive_rate": _json_number(statement.false_positive_rate),
+                       "reading": statement.reading})
+    return {"study": context.study, "question": question or "", "dataset": context.dataset, "note": partial_note,
+            "alpha": float(analysis.settings.alpha),
+            "family": verdict.family if verdict is not None else "no claims decided",
+            "claims": claims, "no_verdict_reason": analysis.no_verdict_reason}
+
+
 def write_report(analysis: Analysis, directory: Path, *, partial_note: str | None = None) -> Path:
     """Write every file of the report of ``analysis`` into ``directory`` (which must exist and be empty)."""
     figures_dir = directory / FIGURES_DIR
@@ -571,6 +602,8 @@ def write_report(analysis: Analysis, directory: Path, *, partial_note: str | Non
                                          encoding="utf-8")
     (directory / HTML_FILE).write_text(render_html(analysis, pngs, context.title, partial_note=partial_note),
                                        encoding="utf-8")
+    (directory / ANSWERS_FILE).write_text(json.dumps(answers(analysis, context, partial_note), indent=2,
+                                                     allow_nan=False) + "\n", encoding="utf-8")
     return directory / REPORT_FILE
 
 
@@ -602,7 +635,7 @@ def replace_directory(new: Path, target: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def analyse_run(run_dir: Path, *, compare: tuple[str, str] = ("lstm", "cnn"), partial_note: str | None = None,
+def analyse_run(run_dir: Path, *, compare: Sequence[str] | None = None, partial_note: str | None = None,
                 runs_dir: Path | None = None) -> tuple[Analysis, str | None]:
     """(the analysis, the note at the top) of the study in ``run_dir``: everything a report needs, checked,
     nothing written. Bad input raises a one-line BadInput naming the file."""
@@ -610,10 +643,10 @@ def analyse_run(run_dir: Path, *, compare: tuple[str, str] = ("lstm", "cnn"), pa
     run = load_run(run_dir)
     if partial_note is None:
         partial_note = study_note(run_dir, run.manifest, runs_dir=runs_dir)
-    first, second = compare
+    comparison = _comparison(compare)
     try:
-        analysis = analyse(run.epochs, run.trials, run.manifest, first=first, second=second, classes=run.classes,
-                           extra_problems=run.problems)
+        analysis = analyse(run.epochs, run.trials, run.manifest, classes=run.classes, extra_problems=run.problems,
+                           compare=comparison)
     except BadInput as error:
         if error.source:
             raise
@@ -623,11 +656,26 @@ def analyse_run(run_dir: Path, *, compare: tuple[str, str] = ("lstm", "cnn"), pa
     return analysis, partial_note
 
 
-def build_report(run_dir: Path, report_dir: Path, *, compare: tuple[str, str] = ("lstm", "cnn"),
+def _comparison(compare: Sequence[str] | None) -> tuple[str, str, str] | None:
+    """``--compare FIRST SECOND`` (two architectures) or ``--compare FACTOR FIRST SECOND`` as (factor, first,
+    second); None keeps the study's own claims (or the default lstm against cnn)."""
+    if compare is None:
+        return None
+    items = [str(item) for item in compare]
+    if len(items) == 2:
+        return ("architecture", items[0], items[1])
+    if len(items) == 3:
+        return (items[0], items[1], items[2])
+    raise BadInput(f"expected FIRST SECOND or FACTOR FIRST SECOND, got {len(items)} value(s)", source="command line",
+                   key="--compare")
+
+
+def build_report(run_dir: Path, report_dir: Path, *, compare: Sequence[str] | None = None,
                  partial_note: str | None = None, runs_dir: Path | None = None) -> Path:
     """Build the report of the study in ``run_dir`` into ``report_dir`` (replaced whole); return report.md's path.
 
-    ``compare``: the two architectures the verdict compares. ``partial_note``: the
+    ``compare``: (FIRST, SECOND) architectures or (FACTOR, FIRST, SECOND): the comparison every claim makes
+    (None: the claims as the space states them). ``partial_note``: the
     note at the top of the report; None: :func:`study_note` of the run (its lock in
     ``runs_dir``, by default the run directory's parent, and its manifest). Bad
     input raises BadInput before anything is written.
@@ -651,4 +699,5 @@ def build_report(run_dir: Path, report_dir: Path, *, compare: tuple[str, str] = 
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
+    build_index(report_dir.parent)  # every report build refreshes the index of all answers
     return report_dir / REPORT_FILE

@@ -211,8 +211,13 @@ def keep_rows(path: Path, keep_trial_ids: set[str], *, last_per_trial: bool = Fa
     return removed
 
 
+#: Parts of a space that change how a study is read, not what it ran: a resume may change them, and the
+#: manifest then records the new ones.
+ANALYSIS_ONLY_KEYS = ("source", "analysis", "claims", "question")
+
+
 def _comparable(space_dict: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in space_dict.items() if key not in ("source", "analysis")}
+    return {key: value for key, value in space_dict.items() if key not in ANALYSIS_ONLY_KEYS}
 
 
 def train_eval_indices(dataset: Dataset, space: SearchSpace) -> np.ndarray:
@@ -248,6 +253,10 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
             for name in torn:  # only once every table passed: a refused study is left as it was
                 repair_table_header(run_dir / name, current[name])
             manifest = previous
+            current_space = json.loads(json.dumps(space.to_dict(), default=str))
+            for key in ANALYSIS_ONLY_KEYS:  # how the study is read follows the space as it is now
+                if key in current_space:
+                    manifest["space"][key] = current_space[key]
             resumed = manifest.get("resumed")
             manifest["resumed"] = (resumed if isinstance(resumed, list) else []) + [_now()]
             manifest["finished"] = None

@@ -247,7 +247,7 @@ def test_torn_rows_diverged_and_epochless_trials_build_a_report_that_lists_them(
     for line in expected:
         assert line in problems, problems
     assert problems.index(expected[0]) < problems.index(expected[2])  # problems found while reading come first
-    assert sorted(path.name for path in (tmp_path / "reports").iterdir()) == ["toy-study"]
+    assert sorted(path.name for path in (tmp_path / "reports").iterdir()) == ["index.html", "index.md", "toy-study"]
 
 
 def test_the_note_at_the_top_comes_from_the_lock_and_the_manifest(tmp_path):

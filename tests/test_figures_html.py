@@ -123,7 +123,13 @@ def hand_made_tables() -> dict[str, pd.DataFrame]:
     boundaries = pd.DataFrame({"architecture": ["cnn"], "depth": [1], "trial_id": ["cnn1-0"],
                                "hyperparameter": ["dropout"], "value": [0.5], "search_range": ["[0.1, 0.5]"],
                                "kind": ["values"], "position": [1.0], "on_boundary": [True], "edge": ["upper"]})
+    profile = pd.DataFrame([{"axis_id": 0, "factor": "depth", "measure": measure, "arm": architecture, "stratum": "",
+                             "level": str(depth), "x": math.log2(depth), "mean": 0.1 * depth, "ci_low": 0.05 * depth,
+                             "ci_high": 0.2 * depth, "units": 2}
+                            for measure in ("gap_at_target", "best_val_accuracy")
+                            for architecture in ("lstm", "cnn") for depth in DEPTHS])
     return {"learning_curves": pd.DataFrame(curves), "cell_summary": pd.DataFrame(summary),
+            "factor_profile": profile,
             "trainability": trainability, "classification": pd.DataFrame(counts),
             "gap_heatmaps": pd.DataFrame(heatmaps), "nuisance_values": values, "nuisance_edges": edges,
             "best_of_k": best_of_k, "winners": winners, "isolation": isolation, "boundaries": boundaries,
@@ -307,26 +313,27 @@ def test_markdown_has_the_verdict_and_every_section_in_order():
     assert lines[2] == "**Partial: 3 of 12 trials done**"  # its own paragraph, before any number
     assert lines[4].startswith("Dataset **toy** (content hash `abc`)")
     assert [line for line in lines if line.startswith("## ")] == [
-        "## Verdict", "## What was held fixed", "## Caveats", "## Data problems", "## Thresholds",
-        "## Slopes per doubling of depth", "## Trainability per cell", "## What happened to the trials",
+        "## Verdict", "## What was held fixed", "## Caveats", "## Data problems",
+        "## What each claim's factor did", "## Each claim's measure at every level of its factor", "## Thresholds",
+        "## Slopes along each claim's axis", "## Trainability per cell", "## What happened to the trials",
         "## Isolation: each cell's tuned winner", "## Tuned winners with selection-aware intervals",
         "## Expected best of k settings", "## Medians over the completed tuning trials per cell",
         "## Boundary warnings", "## Problem trials (crashed or diverged)", "## Kendall tau", "## Figures",
         "## How to read this"]
     verdict = text.split("## Verdict")[1].split("\n## ")[0]
     assert "### Overfitting: deeper LSTMs overfit faster than deeper CNNs" in verdict
-    assert "Status: **supported** (primary measure gap_at_target). read from both arms " \
+    assert "Status: **supported** (measure gap_at_target). read from both arms " \
            "&lt;script&gt;alert('x')&lt;/script&gt; \\| a pipe" in verdict
     assert "- **Rule:** the rule in words" in verdict
     assert "- LSTM slope of gap_at_target per doubling of depth: **0.2** [0.1, 0.3], p = 0.002 " \
-           "(12 units over 3 depths)" in verdict
+           "(12 units over 3 levels of depth)" in verdict
     assert "- CNN slope of gap_at_target per doubling of depth: **0** [-0.05, 0.05], p = 0.9" in verdict
     assert "- Difference (LSTM minus CNN): **0.2** [0.08, 0.31], p = 0.004" in verdict
     assert verdict.count("- **Calibration:** 4.5% false positives, power 80%") == 2
     assert verdict.count("about 12 settings per cell would decide it") == 1  # the inconclusive one only
     assert "<script>" not in text
-    assert "| gap_at_target | overfitting | yes | positive | 0.2 | [0.1, 0.3] | 0.002 | -0.1 | [-0.25, 0.05] | " \
-           "0.4 | 0.3 | [0.1, 0.5] | 0.01 | supported |" in text
+    assert "| gap_at_target | overfitting | yes | positive | lstm | 0.2 | [0.1, 0.3] | 0.002 | cnn | -0.1 | " \
+           "[-0.25, 0.05] | 0.4 | 0.3 | [0.1, 0.5] | 0.01 | supported |" in text
     assert "| tune | lstm | 4 | 0 | 1 | 2 | 0 | 1 |" in text  # class counts, one column per class
     assert "| lstm | 1 | 3 | 0.64 | 0.74 |" in text  # best of k: k=1 and k=n
     assert "- architecture=cnn, depth=1: best dropout = 0.5 is on the upper edge of [0.1, 0.5]" in text
@@ -351,7 +358,7 @@ def png_bytes(colour: str) -> bytes:
 
 def test_render_html_puts_the_verdict_first_embeds_pngs_and_escapes(tmp_path):
     analysis = hand_made_analysis()
-    pictures = {name: png_bytes(colour) for name, colour in zip(figures.FIGURE_NAMES, ["red", "blue"] * 4)}
+    pictures = {name: png_bytes(colour) for name, colour in zip(figures.FIGURE_NAMES, ["red", "blue"] * 5)}
     (tmp_path / "slopes.png").write_bytes(pictures["slopes"])
     files = {**pictures, "slopes": tmp_path / "slopes.svg"}  # an SVG path finds its PNG sibling
     page = html_report.render_html(analysis, files, title=f"Study {EVIL}", partial_note="Partial <b>")

@@ -113,7 +113,8 @@ TRAIN_BALANCED_ACCURACY = {"t7": 0.55}
 
 FIXED = {"width": 16, "kernel_size": 5, "recurrent_dropout": 0.0, "learning_rate": 0.001, "epochs": 4, "batch_size": 32}
 
-TABLE_FILES = ["best_of_k.csv", "boundaries.csv", "calibration.csv", "cell_summary.csv", "classification.csv",
+TABLE_FILES = ["answers.json", "best_of_k.csv", "boundaries.csv", "calibration.csv", "cell_summary.csv", "claims.csv",
+               "classification.csv", "factor_effects.csv", "factor_profile.csv",
                "gap_heatmaps.csv", "isolation.csv", "kendall_tau.csv", "learning_curves.csv", "medians.csv",
                "nuisance_edges.csv", "nuisance_values.csv", "problem_trials.csv", "slopes.csv", "thresholds.csv",
                "trainability.csv", "winners.csv"]
@@ -372,7 +373,7 @@ def test_build_report_writes_every_table_figure_and_page(run_dir, tmp_path):
         [*TABLE_FILES, "figures", "report.html", "report.md"])
     assert sorted(path.name for path in (directory / "figures").iterdir()) == sorted(
         f"{name}.{suffix}" for name in FIGURE_NAMES for suffix in ("png", "svg"))
-    assert set(FIGURE_NAMES) == {"gap_vs_depth", "trainability_vs_depth", "slopes", "learning_curves",
+    assert set(FIGURE_NAMES) == {"gap_vs_depth", "claim_profiles", "trainability_vs_depth", "slopes", "learning_curves",
                                  "gap_heatmaps", "nuisance_axes", "best_of_k", "winners"}
     for name in FIGURE_NAMES:
         assert (directory / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -392,8 +393,9 @@ def test_build_report_writes_every_table_figure_and_page(run_dir, tmp_path):
            "in 2 cell(s) (5 completed, 1 diverged, 1 crashed), 1 repeat trial(s)" in text
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [
-        "## Verdict", "## What was held fixed", "## Caveats", "## Data problems", "## Thresholds",
-        "## Slopes per doubling of depth", "## Trainability per cell", "## What happened to the trials",
+        "## Verdict", "## What was held fixed", "## Caveats", "## Data problems",
+        "## What each claim's factor did", "## Each claim's measure at every level of its factor", "## Thresholds",
+        "## Slopes along each claim's axis", "## Trainability per cell", "## What happened to the trials",
         "## Isolation: each cell's tuned winner", "## Tuned winners with selection-aware intervals",
         "## Expected best of k settings", "## Medians over the completed tuning trials per cell",
         "## Boundary warnings", "## Problem trials (crashed or diverged)", "## Kendall tau", "## Figures",
@@ -403,7 +405,7 @@ def test_build_report_writes_every_table_figure_and_page(run_dir, tmp_path):
     assert verdict.count("Status: **inconclusive**") == 2
     assert "### Trainability: deeper LSTMs are harder to train than deeper CNNs" in verdict
     assert "### Overfitting: deeper LSTMs overfit faster than deeper CNNs" in verdict
-    assert "\n- Nothing decides it yet: both architectures need trials" in verdict
+    assert "\n- Nothing decides it yet: both arms need units" in verdict
     assert "**Calibration:** Calibration skipped (analysis.calibration_studies = 0)." in verdict
     assert "width=16" in text.split("## What was held fixed")[1].split("\n## ")[0]
     assert "1 trial(s) diverged (a NaN or infinite loss): tune t6 at epoch 3" in \
@@ -468,7 +470,7 @@ def test_a_failing_rebuild_leaves_the_previous_report_whole(run_dir, tmp_path, m
         build_report(run_dir, report_dir)
     after = {path.relative_to(report_dir): path.read_bytes() for path in report_dir.rglob("*") if path.is_file()}
     assert after == before
-    assert sorted(path.name for path in report_dir.parent.iterdir()) == ["toy-study"]  # no temporary leftovers
+    assert sorted(path.name for path in report_dir.parent.iterdir()) == ["index.html", "index.md", "toy-study"]  # no temporary leftovers
 
 
 def test_a_rebuild_replaces_the_directory_whole(run_dir, tmp_path):
@@ -480,7 +482,7 @@ def test_a_rebuild_replaces_the_directory_whole(run_dir, tmp_path):
     (run_dir / tables.CLASSES_FILE).unlink()
     build_report(run_dir, report_dir)
     assert not (report_dir / "per_class.csv").exists() and not (report_dir / "notes.txt").exists()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["report", "runs"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["index.html", "index.md", "report", "runs"]
 
 
 def test_a_phase_free_run_treats_every_row_as_tuning(tmp_path):

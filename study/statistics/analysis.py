@@ -15,7 +15,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from study.config import AnalysisConfig
+import dataclasses
+
+from study.config import AnalysisConfig, Claim, claims_from_mapping, level_key, scientific_levels
 from study.errors import BadInput
 from study.statistics import summaries
 from study.statistics.classification import Chance, chance_from_manifest
@@ -23,7 +25,9 @@ from study.statistics.kendall import granulated_kendall_tau
 from study.statistics.selection import expected_best_of_k, winner_intervals
 from study.statistics.trials import (CELL, measure_definition, measure_units, nuisance_columns,
                                      settings_are_paired, trial_frame)
-from study.statistics.verdict import Verdict, build_statement, data_caveats, empty_slopes, slope_table
+from study.statistics.claims import default_claims, scientific_factors
+from study.statistics.effects import factor_effects, factor_profile
+from study.statistics.verdict import Verdict, build_statements, data_caveats, empty_slopes, slope_table
 
 #: Measures whose per-cell means (with intervals) the report tabulates and draws.
 SUMMARY_MEASURES = ("trainable_fraction", "gap_at_target", "gap_growth_after_target", "epochs_to_target",
@@ -47,6 +51,7 @@ class Analysis:
     chance: Chance
     settings: AnalysisConfig
     paired: bool
+    claims: tuple[Claim, ...] = ()
 
 
 def chance_levels(manifest: Mapping[str, Any], classes: pd.DataFrame | None) -> Chance:
@@ -139,11 +144,63 @@ def _data_problems(epochs: pd.DataFrame, trials: pd.DataFrame | None, frame: pd.
     return problems
 
 
+def with_comparison(claims: tuple[Claim, ...], compare: tuple[str, str, str], levels: dict[str, tuple]) -> tuple[Claim, ...]:
+    """The claims with their comparison replaced by ``compare`` = (factor, first, second): every claim that
+    runs along another factor now compares those two levels of it (``--compare``)."""
+    factor, first, second = compare
+    if factor not in levels:
+        allowed = ", ".join(repr(name) for name in levels) or "none"
+        raise BadInput(f"--compare names {factor!r}, allowed: a scientific hyperparameter of the study: {allowed}",
+                       source="command line", key="--compare")
+    spelled = {level_key(value): value for value in levels[factor]}
+    for value in (first, second):
+        if level_key(value) not in spelled:
+            raise BadInput(f"{value!r} is not a level of {factor} in this study; allowed: "
+                           + ", ".join(repr(str(item)) for item in levels[factor]), source="command line",
+                           key="--compare")
+    if level_key(first) == level_key(second):
+        raise BadInput(f"compare two different levels, got {first!r} twice", source="command line", key="--compare")
+    changed = tuple(dataclasses.replace(claim, compare_factor=factor,
+                                        compare_levels=(spelled[level_key(first)], spelled[level_key(second)]),
+                                        at=tuple(item for item in claim.at if item[0] != factor),
+                                        sentence=None)
+                    for claim in claims if claim.factor != factor)
+    if not changed:
+        raise BadInput(f"every claim of this study runs along {factor} itself, so it cannot compare two of its "
+                       "levels", source="command line", key="--compare")
+    return changed
+
+
+def study_claims(space: Mapping[str, Any], frame: pd.DataFrame, first: str, second: str,
+                 compare: tuple[str, str, str] | None) -> tuple[tuple[Claim, ...], bool, str | None]:
+    """(the claims to decide, whether the space declared them, why there are none)."""
+    declared = claims_from_mapping(space)
+    levels = scientific_levels(space) or {name: tuple(sorted(frame[name].dropna().unique()))
+                                          for name in ("architecture", "depth") if name in frame.columns}
+    if declared:
+        return (with_comparison(declared, compare, levels) if compare else declared), True, None
+    present = set(frame["architecture"].astype(str))
+    if compare is None or compare[0] == "architecture":
+        if first == second:
+            return (), False, f"compare two different architectures, got {first!r} twice"
+        if first not in present or second not in present:
+            return (), False, (f"the verdict compares {first!r} with {second!r}, but the study has "
+                               + ", ".join(repr(name) for name in sorted(present)) + " (use --compare FIRST SECOND)")
+    if frame["depth"].nunique() < 2:
+        return (), False, "the study has a single depth, so there is no depth slope to compare"
+    claims = default_claims(frame["depth"].dropna().unique(), first, second)
+    if compare is not None and compare[0] != "architecture":
+        claims = with_comparison(claims, compare, levels)
+    return claims, False, None
+
+
 def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping[str, Any], *, first: str = "lstm",
             second: str = "cnn", classes: pd.DataFrame | None = None, seed: int = 0,
-            extra_problems: Sequence[str] = ()) -> Analysis:
+            extra_problems: Sequence[str] = (), compare: tuple[str, str, str] | None = None) -> Analysis:
     """The whole analysis of one study from its tables (``trials`` None: every epoch-table trial completed).
 
+    The claims are the space's ``claims:`` section, else the two depth statements comparing ``first`` with
+    ``second``; ``compare`` = (factor, first level, second level) replaces every claim's comparison.
     ``extra_problems``: data problems found while reading the tables (torn rows), listed first."""
     space = manifest.get("space") if isinstance(manifest.get("space"), Mapping) else {}
     space = dict(space)
@@ -153,7 +210,10 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
     nuisance = nuisance_columns(frame, space)
     paired = settings_are_paired(frame, nuisance)
     tuner = (space.get("tuner") or {}).get("name") if isinstance(space.get("tuner"), Mapping) else None
-
+    if compare is not None and compare[0] == "architecture":
+        first, second = compare[1], compare[2]
+    claims, declared, reason = study_claims(space, frame, first, second, compare)
+    scientific = scientific_factors(space, frame)
     isolation = summaries.isolation_table(frame, space)
     boundaries = summaries.boundary_table(isolation, space)
     tables: dict[str, pd.DataFrame] = {
@@ -178,27 +238,24 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         names = dataset.get("class_names") if isinstance(dataset.get("class_names"), list) else None
         tables["per_class"] = summaries.per_class_table(isolation, classes, names)
 
-    present = set(frame["architecture"].astype(str))
-    reason = None
-    if first == second:
-        reason = f"compare two different architectures, got {first!r} twice"
-    elif first not in present or second not in present:
-        reason = (f"the verdict compares {first!r} with {second!r}, but the study has "
-                  + ", ".join(repr(name) for name in sorted(present)) + " (use --compare FIRST SECOND)")
-    elif frame["depth"].nunique() < 2:
-        reason = "the study has a single depth, so there is no depth slope to compare"
     verdict = None
     if reason is None:
-        slopes = slope_table(frame, first=first, second=second, paired=paired, settings=settings, seed=seed)
-        statements = tuple(build_statement(slopes, frame, question, first=first, second=second, paired=paired,
-                                           settings=settings, seed=seed)
-                           for question in ("trainability", "overfitting"))
-        caveats = data_caveats(frame, first=first, second=second, paired=paired, tuner=tuner, boundaries=boundaries,
+        slopes = slope_table(frame, claims, scientific, paired=paired, settings=settings, seed=seed)
+        statements = build_statements(slopes, frame, claims, scientific, paired=paired, settings=settings, seed=seed)
+        caveats = data_caveats(frame, claims, scientific, paired=paired, tuner=tuner, boundaries=boundaries,
                                space=space, target=target, minimum_units=settings.minimum_units)
+        family = (f"Holm across {len(claims)} claims (statsmodels): the chance of any false decision in this study "
+                  f"is at most alpha = {settings.alpha:g}" if len(claims) > 1
+                  else f"one claim, tested at alpha = {settings.alpha:g}")
+        compared = claims[0].compare_levels or ("all", "")
         verdict = Verdict(statements=statements, caveats=tuple(caveats),
-                          held_fixed=tuple(summaries.held_fixed(frame, space)), first=first, second=second,
-                          alpha=settings.alpha, slopes=slopes)
+                          held_fixed=tuple(summaries.held_fixed(frame, space)), first=str(compared[0]),
+                          second=str(compared[1]), alpha=settings.alpha, slopes=slopes, family=family,
+                          declared=declared)
         tables["slopes"] = slopes
+        tables["claims"] = claims_table(statements)
+        tables["factor_profile"] = factor_profile(frame, claims, scientific, seed=seed)
+        tables["factor_effects"] = factor_effects(frame, claims, scientific, seed=seed)
         tables["calibration"] = pd.DataFrame([{
             "question": statement.question, "measure": statement.measure, "status": statement.status,
             "false_positive_rate": statement.false_positive_rate, "power": statement.power,
@@ -208,5 +265,22 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         tables["slopes"] = empty_slopes()
     return Analysis(verdict=verdict, no_verdict_reason=reason, trials=frame, tables=tables,
                     data_problems=(*extra_problems, *_data_problems(epochs, trials, frame)), space=space,
-                    manifest=dict(manifest), target_train_loss=target, chance=chance, settings=settings, paired=paired)
+                    manifest=dict(manifest), target_train_loss=target, chance=chance, settings=settings, paired=paired,
+                    claims=claims)
+
+
+def claims_table(statements: Sequence[Any]) -> pd.DataFrame:
+    """One row per claim: what it says, its status, the tested estimate with its interval, raw and Holm-adjusted
+    p-values and the measured error rate."""
+    rows = []
+    for statement in statements:
+        low, high = statement.estimate_interval
+        rows.append({"claim": statement.question, "sentence": statement.claim, "factor": statement.factor,
+                     "measure": statement.measure, "compared": statement.compared or "", "axis": statement.axis,
+                     "strata": statement.strata, "status": statement.status, "estimate": statement.estimate,
+                     "ci_low": low, "ci_high": high, "p_value": statement.p_value,
+                     "adjusted_p_value": statement.adjusted_p_value,
+                     "false_positive_rate": statement.false_positive_rate, "power": statement.power,
+                     "units_needed_per_cell": statement.units_needed})
+    return pd.DataFrame(rows)
 

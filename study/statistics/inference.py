@@ -26,6 +26,15 @@ Two tests:
 
 P-values are two-sided Monte Carlo permutation p-values, (1 + #{|T*| >= |T|}) /
 (1 + permutations).
+
+The same code serves any claim (:mod:`study.statistics.claims`): units may
+carry their own axis ``x`` (the claim's factor on its scale), ``arm`` (the
+level of the compared factor), ``level`` (the factor level, which defines a
+cell with ``arm`` and ``stratum``) and ``stratum`` (the levels of the other
+scientific factors). Slopes are then within-stratum (fixed-effects) slopes,
+and every permutation stays within its stratum. Units with only
+``architecture`` and ``depth`` are the depth question: arm = architecture,
+x = log2(depth), one stratum.
 """
 from __future__ import annotations
 
@@ -45,39 +54,88 @@ def depth_axis(depth: np.ndarray | pd.Series) -> np.ndarray:
     return np.log2(values)
 
 
-def _centred_slope_weights(x: np.ndarray) -> np.ndarray:
-    """Weights w with slope = w @ y for the OLS slope of y on x (zeros when x is constant)."""
-    centred = x - x.mean() if x.size else x
+#: The columns of a normalised unit table.
+UNIT_COLUMNS = ["arm", "x", "level", "stratum", "setting", "value"]
+
+
+def normalise_units(units: pd.DataFrame) -> pd.DataFrame:
+    """Units with the columns arm, x, level, stratum (and setting, value when present).
+
+    A depth table (architecture, depth) becomes arm = architecture, x =
+    log2(depth), level = depth, one stratum; a claim's table already has them.
+    """
+    rows = units.copy()
+    if "x" not in rows.columns:
+        rows["x"] = depth_axis(rows["depth"]) if len(rows) else np.zeros(0)
+        if "level" not in rows.columns:
+            rows["level"] = pd.to_numeric(rows["depth"]) if len(rows) else rows["depth"]
+    if "arm" not in rows.columns:
+        rows["arm"] = rows["architecture"].astype(str)
+    if "level" not in rows.columns:
+        rows["level"] = rows["x"]
+    if "stratum" not in rows.columns:
+        rows["stratum"] = 0
+    rows["arm"] = rows["arm"].astype(str)
+    return rows
+
+
+def _stratum_codes(strata: np.ndarray | pd.Series) -> np.ndarray:
+    return pd.factorize(pd.Series(np.asarray(strata)), sort=True)[0] if len(strata) else np.zeros(0, dtype=int)
+
+
+def _stratum_means(x: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Each unit's stratum mean of x."""
+    if not x.size:
+        return x
+    codes = _stratum_codes(strata)
+    sums = np.bincount(codes, weights=x)
+    counts = np.bincount(codes)
+    return (sums / counts)[codes]
+
+
+def fixed_effects_slope(x: np.ndarray, strata: np.ndarray, values: np.ndarray) -> float:
+    """The slope of values on x within strata (x centred on each stratum's mean); NaN when x never varies
+    within a stratum."""
+    centred = x - _stratum_means(x, strata)
     sxx = float(centred @ centred)
-    return centred / sxx if sxx > 0 else np.zeros_like(x)
+    return float(centred @ values / sxx) if sxx > 1e-15 else math.nan
 
 
-def _masked_slope_weights(x: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Row r: the weights w with w @ y = OLS slope of y on x over the units where masks[r] is true."""
+def _masked_slope_weights(x: np.ndarray, masks: np.ndarray, strata: np.ndarray | None = None) -> np.ndarray:
+    """Row r: the weights w with w @ y = the within-stratum OLS slope of y on x over the units where masks[r]
+    is true (x centred on the masked units' mean in each stratum)."""
     selected = masks.astype(float)
-    count = selected.sum(axis=1)
+    codes = _stratum_codes(strata) if strata is not None else np.zeros(x.size, dtype=int)
+    onehot = (codes[:, None] == np.arange(codes.max() + 1 if codes.size else 0)[None, :]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_x = np.where(count > 0, selected @ x / np.maximum(count, 1), 0.0)
-        centred = (x[None, :] - mean_x[:, None]) * selected
+        count = selected @ onehot
+        sums = (selected * x[None, :]) @ onehot
+        mean_x = (np.where(count > 0, sums / np.maximum(count, 1), 0.0)) @ onehot.T
+        centred = (x[None, :] - mean_x) * selected
         sxx = (centred ** 2).sum(axis=1)
         return np.where(sxx[:, None] > 0, centred / np.where(sxx > 0, sxx, 1.0)[:, None], 0.0)
 
 
+PAIR_KEYS = ["level", "stratum", "setting"]
+
+
 def _complete_pairs(rows: pd.DataFrame, is_first: np.ndarray) -> pd.DataFrame:
-    """One row per (depth, setting) with exactly one unit of each architecture: columns of the first
-    architecture's unit suffixed ``_a``, the second's ``_b``."""
-    firsts = rows.loc[is_first].drop_duplicates(["depth", "setting"], keep=False)
-    seconds = rows.loc[~is_first].drop_duplicates(["depth", "setting"], keep=False)
-    return firsts.merge(seconds, on=["depth", "setting"], suffixes=("_a", "_b"))
+    """One row per (level, stratum, setting) with exactly one unit of each arm: columns of the first arm's
+    unit suffixed ``_a``, the second's ``_b``."""
+    firsts = rows.loc[is_first].drop_duplicates(PAIR_KEYS, keep=False)
+    seconds = rows.loc[~is_first].drop_duplicates(PAIR_KEYS, keep=False)
+    return firsts.merge(seconds, on=PAIR_KEYS, suffixes=("_a", "_b"))
 
 
-def _slope_of_cell_means(x: np.ndarray, counts: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """The unit-level OLS slope on x, from cell means (replicates x cells) and cell sizes: each cell counts
-    by its number of units, so this equals the slope fitted on the units themselves."""
-    weights = counts / counts.sum()
-    x_bar = float(weights @ x)
-    sxx = float(weights @ (x - x_bar) ** 2)
-    return ((means - (means @ weights)[:, None]) * (weights * (x - x_bar))).sum(axis=1) / sxx
+def _slope_of_cell_means(x: np.ndarray, counts: np.ndarray, means: np.ndarray,
+                         strata: np.ndarray | None = None) -> np.ndarray:
+    """The unit-level within-stratum OLS slope on x, from cell means (replicates x cells) and cell sizes: each
+    cell counts by its number of units, so this equals the slope fitted on the units themselves."""
+    codes = _stratum_codes(strata) if strata is not None else np.zeros(x.size, dtype=int)
+    x_bar = (np.bincount(codes, weights=counts * x) / np.bincount(codes, weights=counts))[codes]
+    lever = counts * (x - x_bar)
+    sxx = float(lever @ (x - x_bar))
+    return (means * lever).sum(axis=1) / sxx
 
 
 def _paired_difference_weights(rows: pd.DataFrame, x: np.ndarray, is_first: np.ndarray, permutations: int,
@@ -92,15 +150,17 @@ def _paired_difference_weights(rows: pd.DataFrame, x: np.ndarray, is_first: np.n
     partner get weight 0 here (they still count in each arm's own slope).
     """
     pairs = _complete_pairs(rows.assign(_position=np.arange(len(rows))), is_first)
-    if pairs["depth"].nunique() < 2:
+    pair_x = pairs["x_a"].to_numpy(dtype=float)
+    stratum_mean = _stratum_means(pair_x, pairs["stratum"].to_numpy())
+    centred = pair_x - stratum_mean
+    sxx = float(centred @ centred)
+    if sxx <= 1e-15:
         return np.zeros((2, len(rows)), dtype=float)
-    pair_x = np.log2(pairs["depth"].to_numpy(dtype=float))
-    settings = pd.factorize(pairs["setting"])[0]
+    settings = _block_codes(pairs, ["stratum", "setting"], appearance=True)
     permuted_x = np.vstack([pair_x[None, :], _permuted_within(pair_x, settings, permutations, rng)])
     weights = np.zeros((permuted_x.shape[0], len(rows)), dtype=float)
-    centred = pair_x - pair_x.mean()
-    sxx = float(centred @ centred)
-    slope_weights = (permuted_x - pair_x.mean()) / sxx   # the multiset of x is the same in every row
+    # Within a (stratum, setting) block the multiset of x is the same in every row, so are the stratum means.
+    slope_weights = (permuted_x - stratum_mean[None, :]) / sxx
     weights[:, pairs["_position_a"].to_numpy()] = slope_weights
     weights[:, pairs["_position_b"].to_numpy()] = -slope_weights
     return weights
@@ -118,9 +178,10 @@ def _centred_label_weights(rows: pd.DataFrame, x: np.ndarray, is_first: np.ndarr
     anti-conservative with 3 units per cell (8% false positives measured), so
     it is not done.
     """
-    blocks = _block_codes(rows, ["depth"])
+    blocks = _block_codes(rows, ["level", "stratum"])
     labels = np.vstack([is_first[None, :], _permuted_within(is_first, blocks, permutations, rng)])
-    return _masked_slope_weights(x, labels) - _masked_slope_weights(x, ~labels)
+    strata = rows["stratum"].to_numpy()
+    return _masked_slope_weights(x, labels, strata) - _masked_slope_weights(x, ~labels, strata)
 
 
 def _block_positions(blocks: np.ndarray) -> list[np.ndarray]:
@@ -184,23 +245,29 @@ def _permuted_within(labels: np.ndarray, blocks: np.ndarray, permutations: int,
     return result
 
 
-def _block_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    return frame.groupby(columns, sort=True, dropna=False).ngroup().to_numpy() if len(frame) else np.zeros(0, int)
+def _block_codes(frame: pd.DataFrame, columns: list[str], *, appearance: bool = False) -> np.ndarray:
+    """One code per block (a combination of ``columns``): sorted, or in order of first appearance."""
+    if not len(frame):
+        return np.zeros(0, int)
+    if appearance:
+        keys = pd.MultiIndex.from_frame(frame[columns].astype(str)) if len(columns) > 1 else frame[columns[0]]
+        return pd.factorize(keys)[0]
+    return frame.groupby(columns, sort=True, dropna=False).ngroup().to_numpy()
 
 
 @dataclass(frozen=True)
 class Design:
     """The units of one comparison and the permutation weight matrices of its tests.
 
-    ``is_first``: which units belong to the first architecture (the others to
-    the second). ``paired``: blocks are (depth, setting). ``weights_*``: the
+    ``is_first``: which units belong to the first arm (the others to the
+    second). ``paired``: blocks are (level, stratum, setting). ``weights_*``: the
     observed statistic is ``weights_*[0] @ values``, the permuted ones
     ``weights_*[1:] @ values``.
     """
 
     x: np.ndarray
     is_first: np.ndarray
-    depth: np.ndarray
+    level: np.ndarray
     paired: bool
     weights_difference: np.ndarray
     weights_first: np.ndarray
@@ -213,14 +280,15 @@ class Design:
     @classmethod
     def build(cls, units: pd.DataFrame, first: str, second: str, *, permutations: int, seed: int,
               paired: bool) -> "Design":
-        """Weights for ``units`` (columns architecture, depth, optional setting), two architectures."""
+        """Weights for ``units`` (see :func:`normalise_units`; optional setting), two arms."""
         if permutations < 1:
             raise ValueError(f"permutations must be >= 1, got {permutations!r}")
-        rows = units.loc[units["architecture"].astype(str).isin([first, second])].reset_index(drop=True)
+        units = normalise_units(units)
+        rows = units.loc[units["arm"].isin([first, second])].reset_index(drop=True)
         paired = bool(paired and "setting" in rows.columns and rows["setting"].notna().all())
         rng = np.random.default_rng(seed)
-        x = depth_axis(rows["depth"]) if len(rows) else np.zeros(0)
-        is_first = (rows["architecture"].astype(str) == first).to_numpy()
+        x = rows["x"].to_numpy(dtype=float)
+        is_first = (rows["arm"] == first).to_numpy()
         if paired:
             weights_difference = _paired_difference_weights(rows, x, is_first, permutations, rng)
         else:
@@ -230,18 +298,19 @@ class Design:
             positions = np.flatnonzero(selected)
             arm = np.zeros((2, len(rows)), dtype=float)
             if positions.size:
-                arm_blocks = (_block_codes(rows.iloc[positions], ["setting"]) if paired
-                              else np.zeros(positions.size, dtype=int))
+                arm_rows = rows.iloc[positions]
+                arm_blocks = _block_codes(arm_rows, ["stratum", "setting"] if paired else ["stratum"])
                 arm_x = x[positions]
                 permuted_x = np.vstack([arm_x[None, :], _permuted_within(arm_x, arm_blocks, permutations, rng)])
                 arm = np.zeros((permuted_x.shape[0], len(rows)), dtype=float)
-                centred = arm_x - arm_x.mean()
+                stratum_mean = _stratum_means(arm_x, arm_rows["stratum"].to_numpy())
+                centred = arm_x - stratum_mean
                 sxx = float(centred @ centred)
-                if sxx > 0:
-                    # The permuted x keep the same multiset within the arm, so the mean and Sxx are unchanged.
-                    arm[:, positions] = (permuted_x - arm_x.mean()) / sxx
+                if sxx > 1e-15:
+                    # Permutations stay within strata, so each stratum's mean of x and Sxx are unchanged.
+                    arm[:, positions] = (permuted_x - stratum_mean[None, :]) / sxx
             arm_weights.append(arm)
-        return cls(x=x, is_first=is_first, depth=rows["depth"].to_numpy(dtype=float), paired=paired,
+        return cls(x=x, is_first=is_first, level=rows["level"].to_numpy(), paired=paired,
                    weights_difference=weights_difference, weights_first=arm_weights[0],
                    weights_second=arm_weights[1])
 
@@ -279,7 +348,8 @@ def midranks(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SlopeComparison:
-    """Both arms' slopes per doubling of depth, their difference, intervals and permutation p-values."""
+    """Both arms' slopes (per doubling of depth, or per unit of a claim's axis), their difference, intervals and
+    permutation p-values. ``depths_*``: the levels of the axis an arm has units at (at least 2 for a slope)."""
 
     slope_first: float
     slope_first_low: float
@@ -304,11 +374,24 @@ class SlopeComparison:
         return dict(self.__dict__)
 
 
+def _arm_cells(rows: pd.DataFrame) -> list[tuple[float, object, np.ndarray]]:
+    """(x, stratum, values) of every (stratum, level) cell of some units, in a fixed order."""
+    return [(float(group["x"].iloc[0]), stratum, group["value"].to_numpy(dtype=float))
+            for (stratum, _level), group in rows.groupby(["stratum", "level"], sort=True)]
+
+
+def _varies_within_a_stratum(cells: list[tuple[float, object, np.ndarray]]) -> bool:
+    by_stratum: dict[object, set[float]] = {}
+    for x, stratum, _values in cells:
+        by_stratum.setdefault(stratum, set()).add(x)
+    return any(len(xs) >= 2 for xs in by_stratum.values())
+
+
 def _bootstrap_slopes(units: pd.DataFrame, first: str, second: str, *, binary: bool, resamples: int,
                       seed: int) -> dict[str, np.ndarray]:
     """Bootstrap replicates of each arm's slope from cell means.
 
-    Units are resampled with replacement within each (architecture, depth)
+    Units are resampled with replacement within each (arm, stratum, level)
     cell. For 0/1 units (a share of settings) each cell's share is drawn from its
     Jeffreys posterior Beta(k + 1/2, n - k + 1/2) instead, so a cell where every
     setting trained (or none did) still carries uncertainty instead of a
@@ -317,83 +400,91 @@ def _bootstrap_slopes(units: pd.DataFrame, first: str, second: str, *, binary: b
     """
     rng = np.random.default_rng(seed)
     replicates = {}
-    for label, architecture in (("first", first), ("second", second)):
-        rows = units.loc[units["architecture"].astype(str) == architecture]
-        cells = [(float(np.log2(depth)), group["value"].to_numpy(dtype=float))
-                 for depth, group in rows.groupby("depth", sort=True)]
-        if len(cells) < 2 or (not binary and min(len(values) for _, values in cells) < 2):
+    for label, arm in (("first", first), ("second", second)):
+        cells = _arm_cells(units.loc[units["arm"] == arm])
+        if not _varies_within_a_stratum(cells) or (not binary and min(len(values) for *_, values in cells) < 2):
             replicates[label] = np.full(resamples, np.nan)
             continue
         x = np.array([cell[0] for cell in cells])
-        counts = np.array([len(cell[1]) for cell in cells], dtype=float)
+        strata = np.array([str(cell[1]) for cell in cells])
+        counts = np.array([len(cell[2]) for cell in cells], dtype=float)
         means = np.empty((resamples, len(cells)))
-        for index, (_x, values) in enumerate(cells):
+        for index, (_x, _stratum, values) in enumerate(cells):
             if binary:
                 successes = float(values.sum())
                 means[:, index] = rng.beta(successes + 0.5, len(values) - successes + 0.5, size=resamples)
             else:
                 draws = values[rng.integers(0, len(values), size=(resamples, len(values)))]
                 means[:, index] = draws.mean(axis=1)
-        replicates[label] = _slope_of_cell_means(x, counts, means)
+        replicates[label] = _slope_of_cell_means(x, counts, means, strata)
     return replicates
 
 
 def _paired_differences(rows: pd.DataFrame, first: str) -> pd.DataFrame:
-    """Complete pairs (one unit per architecture at the same depth and setting): depth and first-minus-second."""
-    pairs = _complete_pairs(rows, (rows["architecture"].astype(str) == first).to_numpy())
-    return pd.DataFrame({"depth": pairs["depth"].to_numpy(dtype=float),
+    """Complete pairs (one unit per arm at the same level, stratum and setting): x, level, stratum and the
+    first-minus-second difference."""
+    pairs = _complete_pairs(rows, (rows["arm"] == first).to_numpy())
+    return pd.DataFrame({"x": pairs["x_a"].to_numpy(dtype=float), "level": pairs["level"].to_numpy(),
+                         "stratum": pairs["stratum"].to_numpy(),
                          "value": (pairs["value_a"] - pairs["value_b"]).to_numpy(dtype=float)})
 
 
 def _bootstrap_paired_difference(pairs: pd.DataFrame, resamples: int, seed: int) -> np.ndarray:
-    """Bootstrap replicates of the slope of the within-pair differences, pairs resampled within each depth."""
+    """Bootstrap replicates of the slope of the within-pair differences, pairs resampled within each cell."""
     rng = np.random.default_rng(seed + 1)
-    cells = [(float(np.log2(depth)), group["value"].to_numpy(dtype=float))
-             for depth, group in pairs.groupby("depth", sort=True)]
-    if len(cells) < 2 or min(len(values) for _, values in cells) < 2:
+    cells = _arm_cells(pairs)
+    if not cells or not _varies_within_a_stratum(cells) or min(len(values) for *_, values in cells) < 2:
         return np.full(resamples, np.nan)
     x = np.array([cell[0] for cell in cells])
-    counts = np.array([len(values) for _, values in cells], dtype=float)
+    strata = np.array([str(cell[1]) for cell in cells])
+    counts = np.array([len(values) for *_, values in cells], dtype=float)
     means = np.column_stack([values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-                             for _, values in cells])
-    return _slope_of_cell_means(x, counts, means)
+                             for *_, values in cells])
+    return _slope_of_cell_means(x, counts, means, strata)
 
 
 def compare_slopes(units: pd.DataFrame, *, first: str, second: str, paired: bool, permutations: int = 1999,
                    resamples: int = 2000, seed: int = 0, confidence: float = 0.95, rank_based: bool = False,
                    binary: bool = False) -> SlopeComparison:
-    """Slopes of ``value`` against log2(depth) for two architectures, their difference, tests and intervals.
+    """Slopes of ``value`` against x for two arms, their difference, tests and intervals.
 
-    ``units``: columns architecture, depth, value and optionally setting.
+    ``units``: columns architecture, depth (x = log2 depth), value and optionally
+    setting; or the normalised columns of :func:`normalise_units`.
     ``difference`` is the tested statistic: with paired settings the slope of
     the within-pair differences over the complete pairs, else the difference of
-    the two arms' slopes. Estimates and percentile-bootstrap intervals are on
-    the values' own scale;
-    the permutation tests are on the values, or on their mid-ranks when
-    ``rank_based`` (time measures censored at the epoch budget). An
-    architecture with units at fewer than two depths has no slope (NaN, p = 1).
+    the two arms' slopes. Slopes are within strata. Estimates and
+    percentile-bootstrap intervals are on the values' own scale; the
+    permutation tests are on the values, or on their mid-ranks when
+    ``rank_based`` (time measures censored at the epoch budget). An arm with
+    units at fewer than two levels has no slope (NaN, p = 1).
     """
-    rows = units.loc[units["architecture"].astype(str).isin([first, second])]
+    rows = normalise_units(units)
+    rows = rows.loc[rows["arm"].isin([first, second])]
     rows = rows.loc[np.isfinite(pd.to_numeric(rows["value"], errors="coerce").astype(float))].reset_index(drop=True)
     design = Design.build(rows, first, second, permutations=permutations, seed=seed, paired=paired)
     values = rows["value"].to_numpy(dtype=float)
     tested = midranks(values)[0] if rank_based and values.size else values
-    first_rows = rows["architecture"].astype(str) == first
-    depths_first = int(rows.loc[first_rows, "depth"].nunique())
-    depths_second = int(rows.loc[~first_rows, "depth"].nunique())
+    first_rows = rows["arm"] == first
+    x = rows["x"].to_numpy(dtype=float)
+    strata = rows["stratum"].to_numpy()
+
+    def slope(selected: pd.Series) -> float:
+        mask = selected.to_numpy()
+        if rows.loc[selected, "level"].nunique() < 2:
+            return math.nan
+        return fixed_effects_slope(x[mask], strata[mask], values[mask])
+
+    slope_first, slope_second = slope(first_rows), slope(~first_rows)
+    depths_first = int(rows.loc[first_rows, "level"].nunique()) if math.isfinite(slope_first) else \
+        min(1, int(rows.loc[first_rows, "level"].nunique()))
+    depths_second = int(rows.loc[~first_rows, "level"].nunique()) if math.isfinite(slope_second) else \
+        min(1, int(rows.loc[~first_rows, "level"].nunique()))
     both = depths_first >= 2 and depths_second >= 2
     statistic, p_difference = (permutation_p_values(design.weights_difference, values)[0],
                                permutation_p_values(design.weights_difference, tested)[1]) if both \
         else ([math.nan], [1.0])
     p_first = permutation_p_values(design.weights_first, tested)[1][0] if depths_first >= 2 else 1.0
     p_second = permutation_p_values(design.weights_second, tested)[1][0] if depths_second >= 2 else 1.0
-
-    def slope(selected: pd.Series) -> float:
-        if rows.loc[selected, "depth"].nunique() < 2:
-            return math.nan
-        return float(_centred_slope_weights(depth_axis(rows.loc[selected, "depth"])) @ values[selected.to_numpy()])
-
-    slope_first, slope_second = slope(first_rows), slope(~first_rows)
     replicates = _bootstrap_slopes(rows, first, second, binary=binary, resamples=resamples, seed=seed)
     tail = (1.0 - confidence) / 2.0
 

@@ -48,3 +48,16 @@ def decide(*, difference, p_difference, slope_first, p_first, supports_sign: int
         np.where(claimed_side & arm_decided & arm_claimed_side, SUPPORTED,
                  np.where(~claimed_side & arm_decided & ~arm_claimed_side, CONTRADICTED, OTHER_ARM)))
     return status.item() if status.ndim == 0 else status
+
+
+def decide_one_arm(*, slope, p_value, supports_sign: int, alpha: float):
+    """The status of a one-arm claim ("dropout narrows the gap of LSTMs"): decided when the slope's two-sided
+    p < alpha; supported on the claimed side, contradicted on the other; scalars or arrays alike."""
+    if supports_sign not in (-1, 1):
+        raise ValueError(f"supports_sign must be -1 or +1, got {supports_sign!r}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    slope, p_value = np.asarray(slope, float), np.asarray(p_value, float)
+    decided = (p_value < alpha) & np.isfinite(slope) & (slope != 0)
+    status = np.where(~decided, INCONCLUSIVE, np.where(np.sign(slope) == supports_sign, SUPPORTED, CONTRADICTED))
+    return status.item() if status.ndim == 0 else status

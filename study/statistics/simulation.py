@@ -18,8 +18,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from study.statistics.inference import Design, midranks, permutation_p_values
-from study.statistics.rules import INCONCLUSIVE, STATUSES, decide
+from study.statistics.inference import Design, midranks, normalise_units, permutation_p_values
+from study.statistics.rules import INCONCLUSIVE, STATUSES, decide, decide_one_arm
 
 FIRST, SECOND = "first", "second"
 
@@ -95,17 +95,19 @@ class Shape:
 
 
 def simulate_values(units: pd.DataFrame, scenario: Scenario, studies: int, rng: np.random.Generator) -> np.ndarray:
-    """A (studies x units) matrix of values for the given unit layout under ``scenario``."""
-    is_first = (units["architecture"] == FIRST).to_numpy()
-    depth = units["depth"].to_numpy(dtype=float)
-    x = np.log2(depth)
+    """A (studies x units) matrix of values for the given unit layout under ``scenario`` (a depth layout, or
+    normalised units whose arm is 'first'/'second' and whose slopes run along x)."""
+    units = normalise_units(units)
+    is_first = (units["arm"] == FIRST).to_numpy()
+    depth = units["level"].to_numpy()
+    x = units["x"].to_numpy(dtype=float)
     level = np.where(is_first, scenario.level_first, scenario.level_second)
     slope = np.where(is_first, scenario.slope_first, scenario.slope_second)
     mean = level + slope * x
     if scenario.common_curve:
-        ordered = sorted(set(depth))
+        ordered = sorted(set(x.tolist()))
         curve = {value: scenario.common_curve[index % len(scenario.common_curve)] for index, value in enumerate(ordered)}
-        mean = mean + np.array([curve[value] for value in depth])
+        mean = mean + np.array([curve[value] for value in x.tolist()])
     if scenario.kind == "binary":
         probability = np.clip(mean, 0.02, 0.98)
         return (rng.random((studies, len(units))) < probability[None, :]).astype(float)
@@ -129,22 +131,27 @@ def status_shares(units: pd.DataFrame, scenario: Scenario, *, paired: bool, supp
                   studies: int, permutations: int, seed: int, rank_based: bool = False) -> dict[str, float]:
     """Share of simulated studies that end in each status, for one unit layout and scenario.
 
-    ``units`` has architecture ('first'/'second'), depth and setting. Returns
-    {status: share} for every status, plus 'decided' (any status but
-    inconclusive) and 'studies'.
+    ``units`` has architecture ('first'/'second'), depth and setting (or the
+    normalised columns, arm 'first'/'second'). A layout without 'second' units
+    is a one-arm claim, decided by :func:`decide_one_arm`. Returns {status:
+    share} for every status, plus 'decided' (any status but inconclusive) and
+    'studies'.
     """
     if studies < 1:
         raise ValueError(f"studies must be >= 1, got {studies!r}")
     rng = np.random.default_rng(seed)
-    layout = units if paired else _unpaired_settings(units)
+    layout = normalise_units(units if paired else _unpaired_settings(units))
     design = Design.build(layout, FIRST, SECOND, permutations=permutations, seed=seed + 1, paired=paired)
-    ordered = layout.loc[layout["architecture"].isin([FIRST, SECOND])].reset_index(drop=True)
+    ordered = layout.loc[layout["arm"].isin([FIRST, SECOND])].reset_index(drop=True)
     values = simulate_values(ordered, scenario, studies, rng)
     tested = midranks(values) if rank_based else values
-    difference, p_difference = permutation_p_values(design.weights_difference, tested)
     slope_first, p_first = permutation_p_values(design.weights_first, tested)
-    statuses = decide(difference=difference, p_difference=p_difference, slope_first=slope_first, p_first=p_first,
-                      supports_sign=supports_sign, alpha=alpha)
+    if (ordered["arm"] == SECOND).any():
+        difference, p_difference = permutation_p_values(design.weights_difference, tested)
+        statuses = decide(difference=difference, p_difference=p_difference, slope_first=slope_first,
+                          p_first=p_first, supports_sign=supports_sign, alpha=alpha)
+    else:
+        statuses = decide_one_arm(slope=slope_first, p_value=p_first, supports_sign=supports_sign, alpha=alpha)
     shares = {status: float(np.mean(statuses == status)) for status in STATUSES}
     shares["decided"] = 1.0 - shares[INCONCLUSIVE]
     shares["studies"] = float(studies)
@@ -171,27 +178,43 @@ def calibration_table(shapes: Iterable[Shape], scenarios: Sequence[Scenario], *,
 def observed_scenario(units: pd.DataFrame, first: str, second: str, *, binary: bool) -> Scenario | None:
     """A scenario with the observed effect: each arm's fitted level and slope, the pooled within-cell sd.
 
-    0/1 units: each arm's fitted share line (levels at depth 1). None when an arm
-    lacks two depths.
+    0/1 units: each arm's fitted share line (levels at x = 0). None when an arm
+    that has units lacks two levels (a one-arm claim has no second arm).
     """
+    units = normalise_units(units)
     parameters = {}
     residuals = []
-    for label, architecture in ((FIRST, first), (SECOND, second)):
-        rows = units.loc[units["architecture"].astype(str) == architecture]
-        if rows["depth"].nunique() < 2:
+    for label, arm in ((FIRST, first), (SECOND, second)):
+        rows = units.loc[units["arm"] == arm]
+        if label == SECOND and rows.empty:
+            continue
+        if rows["level"].nunique() < 2:
             return None
-        x = np.log2(rows["depth"].to_numpy(dtype=float))
+        x = rows["x"].to_numpy(dtype=float)
         y = rows["value"].to_numpy(dtype=float)
         slope, intercept = np.polyfit(x, y, 1)
         parameters[f"slope_{label}"], parameters[f"level_{label}"] = float(slope), float(intercept)
-        residuals.append(y - rows.groupby("depth")["value"].transform("mean").to_numpy(dtype=float))
+        residuals.append(y - rows.groupby(["stratum", "level"])["value"].transform("mean").to_numpy(dtype=float))
     if binary:
         return Scenario("observed effect", kind="binary", **parameters)
     pooled = np.concatenate(residuals)
-    cells = units.groupby(["architecture", "depth"]).ngroups
+    cells = units.groupby(["arm", "stratum", "level"]).ngroups
     dof = max(len(pooled) - cells, 1)
     sd = float(np.sqrt(np.sum(pooled ** 2) / dof)) or 1e-9
     return Scenario("observed effect", noise_sd_first=sd, noise_sd_second=sd, **parameters)
+
+
+def replicated_layout(units: pd.DataFrame, first: str, second: str, count: int) -> pd.DataFrame:
+    """The study's cells (arm, level, stratum) with ``count`` settings each, arms renamed 'first'/'second':
+    the layout of the same study with more tuning trials per cell."""
+    units = normalise_units(units)
+    cells = units.loc[units["arm"].isin([first, second]), ["arm", "x", "level", "stratum"]]
+    cells = cells.drop_duplicates(["arm", "level", "stratum"])
+    cells = cells.assign(arm=np.where(cells["arm"] == first, FIRST, SECOND))
+    cells = cells.sort_values(["arm", "stratum", "x"], key=lambda column: column.map(
+        {FIRST: 0, SECOND: 1}) if column.name == "arm" else column, kind="stable")
+    rows = [(*cell, setting) for cell in cells.itertuples(index=False) for setting in range(count)]
+    return pd.DataFrame(rows, columns=["arm", "x", "level", "stratum", "setting"])
 
 
 #: Units per cell tried when looking for the number that would decide a statement.
@@ -208,12 +231,12 @@ def units_needed(units: pd.DataFrame, first: str, second: str, *, supports_sign:
     scenario = observed_scenario(units, first, second, binary=binary)
     if scenario is None:
         return None, None
-    depths = tuple(sorted(set(units["depth"].astype(float))))
-    current = int(units.groupby(["architecture", "depth"]).size().max())
+    units = normalise_units(units)
+    current = int(units.groupby(["arm", "stratum", "level"]).size().max())
     for count in candidates:
         if count <= current:
             continue
-        shares = status_shares(Shape(depths, count, paired).units(), scenario, paired=paired,
+        shares = status_shares(replicated_layout(units, first, second, count), scenario, paired=paired,
                                supports_sign=supports_sign, alpha=alpha, studies=studies, permutations=permutations,
                                seed=seed + count, rank_based=rank_based)
         if shares["decided"] >= power:
@@ -230,9 +253,10 @@ def study_calibration(units: pd.DataFrame, first: str, second: str, *, paired: b
     the planted effect is :data:`PLANTED_BINARY` for 0/1 units, else
     :data:`PLANTED_CONTINUOUS` scaled to the sign the statement claims.
     """
-    layout = units.loc[units["architecture"].astype(str).isin([first, second]),
-                       [column for column in ("architecture", "depth", "setting") if column in units.columns]]
-    layout = layout.assign(architecture=np.where(layout["architecture"].astype(str) == first, FIRST, SECOND))
+    units = normalise_units(units)
+    layout = units.loc[units["arm"].isin([first, second]),
+                       [column for column in ("arm", "x", "level", "stratum", "setting") if column in units.columns]]
+    layout = layout.assign(arm=np.where(layout["arm"] == first, FIRST, SECOND))
     if "setting" not in layout.columns:
         layout = layout.assign(setting=np.arange(len(layout)))
     null = Scenario("null", kind="binary", level_first=0.8, level_second=0.8) if binary \

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from study.config import AnalysisConfig
+from study.config import CLAIM_MEASURES, AnalysisConfig
 from study.measures import finite, measures_table
 from study.statistics.classification import Chance, classify_trials
 from study.statistics.progress import matched_progress, target_train_loss
@@ -71,7 +71,12 @@ MEASURES: tuple[MeasureDefinition, ...] = (
                       "overfitted: censored at the budget + 1)"),
     MeasureDefinition("gap_at_best", "overfitting", True, +1, False, False,
                       "gap (val - train loss) at the best epoch"),
+    MeasureDefinition("best_val_accuracy", "performance", False, -1, False, False,
+                      "validation accuracy at the epoch of lowest validation loss (crashed settings left out): what a "
+                      "regulariser costs or gains"),
 )
+if tuple(definition.name for definition in MEASURES) != CLAIM_MEASURES:  # pragma: no cover - a coding error
+    raise RuntimeError("study.config.CLAIM_MEASURES must list the names of MEASURES in order")
 
 #: The primary measure of each question: the one whose tests decide the statement.
 PRIMARY_MEASURES = {"trainability": "trainable_fraction", "overfitting": "gap_at_target"}
@@ -151,17 +156,18 @@ def tuning_units(trials: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def measure_units(trials: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """The units of one measure: rows architecture, depth, setting, value (missing values dropped)."""
+def measure_units(trials: pd.DataFrame, measure: str, columns: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """The units of one measure: rows architecture, depth, setting, value (missing values dropped), plus the
+    trial columns named in ``columns`` (the factors of a claim)."""
     definition = measure_definition(measure)
     rows = tuning_units(trials)
     if definition.trained_only:
         rows = rows.loc[rows["trained"]]
     if measure == "trainable_fraction":
         values = rows["trained"].astype(float)
-    elif measure == "best_train_loss":
+    elif measure in ("best_train_loss", "best_val_accuracy"):
         rows = rows.loc[rows["classification"] != "crashed"]
-        values = rows["lowest_train_loss"]
+        values = rows["lowest_train_loss" if measure == "best_train_loss" else measure]
     elif measure == "overfit_onset":
         # Censored at the budget: a trial that never overfitted has an onset of at least one more epoch
         # than it ran (tested on mid-ranks, so it ties behind every observed onset).
@@ -171,6 +177,9 @@ def measure_units(trials: pd.DataFrame, measure: str) -> pd.DataFrame:
     setting = pd.to_numeric(rows["setting"], errors="coerce") if "setting" in rows.columns else math.nan
     units = pd.DataFrame({"architecture": rows["architecture"].astype(str), "depth": pd.to_numeric(rows["depth"]),
                           "setting": setting, "value": finite(values)})
+    for column in columns:
+        if column not in units.columns:
+            units[column] = rows[column].to_numpy() if column in rows.columns else math.nan
     return units.dropna(subset=["architecture", "depth", "value"]).reset_index(drop=True)
 
 

@@ -1,28 +1,40 @@
-"""The verdict: "deeper FIRSTs are harder to train / overfit faster than deeper SECONDs", read from both arms.
+"""The verdict: every claim of a study, decided from both arms, with the error rate controlled across claims.
 
-Each statement is decided by :func:`study.statistics.rules.decide` on its
-primary measure's two permutation tests; every other measure gets the same rule
-in the slope table but decides nothing. The statement also carries the
-rule's measured error rate for this study's own layout and, when it is
+Each claim (:class:`study.config.Claim`; a depth space without a ``claims:``
+section gets the two depth statements of :func:`study.statistics.claims.default_claims`)
+is decided by :func:`study.statistics.rules.decide` (two compared levels) or
+:func:`study.statistics.rules.decide_one_arm` on its measure's permutation tests.
+Across the claims of one study, Holm's method (statsmodels) adjusts the p-values,
+so the chance of any false decision in the study is at most alpha. Every other
+measure gets the same tests in the slope table but decides nothing. A statement
+also carries the rule's measured error rate for its own layout and, when it is
 inconclusive, how many settings per cell would decide it at the observed effect.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
-from study.config import AnalysisConfig
+from study.config import AnalysisConfig, Claim
+from study.statistics.claims import (ALL, NONE, arms, claim_columns, claim_text, claim_units, holm,
+                                     stratum_names)
 from study.statistics.inference import compare_slopes
-from study.statistics.rules import CONTRADICTED, INCONCLUSIVE, OTHER_ARM, SUPPORTED, decide
+from study.statistics.rules import CONTRADICTED, INCONCLUSIVE, OTHER_ARM, SUPPORTED, decide, decide_one_arm
 from study.statistics.simulation import study_calibration, units_needed
-from study.statistics.trials import MEASURES, PRIMARY_MEASURES, measure_definition, measure_units
+from study.statistics.trials import MEASURES, measure_definition, measure_units
+
+__all__ = ["ArmSlope", "Statement", "Verdict", "claim_text", "slope_table", "build_statements", "data_caveats",
+           "empty_slopes", "number"]
 
 
 @dataclass(frozen=True)
 class ArmSlope:
-    """One architecture's slope per doubling of depth, its bootstrap interval and permutation p-value."""
+    """One arm's slope along the claim's axis, its bootstrap interval and permutation p-value. ``architecture``
+    is the arm's label (the compared level, or 'all' for a one-arm claim); ``depths``: the levels it has."""
 
     architecture: str
     slope: float
@@ -35,7 +47,7 @@ class ArmSlope:
 
 @dataclass(frozen=True)
 class Statement:
-    """One decided statement with everything the report prints about it."""
+    """One decided claim with everything the report prints about it."""
 
     question: str
     claim: str
@@ -54,11 +66,27 @@ class Statement:
     false_positive_rate: float = math.nan
     power: float = math.nan
     units_needed: int | None = None
+    adjusted_p_value: float = math.nan
+    axis: str = "per doubling of depth"
+    factor: str = "depth"
+    compared: str | None = "architecture"
+    strata: str = ""
+    one_arm: bool = False
+
+    @property
+    def estimate(self) -> float:
+        """The tested effect: the slope difference, or a one-arm claim's own slope."""
+        return self.first.slope if self.one_arm else self.difference
+
+    @property
+    def estimate_interval(self) -> tuple[float, float]:
+        return (self.first.low, self.first.high) if self.one_arm else (self.ci_low, self.ci_high)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Both statements, what was held fixed, caveats, and the slope table of every measure."""
+    """Every claim's statement, how the error rate is controlled across them, caveats, what was held fixed,
+    and the slope table of every measure along every claim's axis."""
 
     statements: tuple[Statement, ...]
     caveats: tuple[str, ...]
@@ -67,20 +95,16 @@ class Verdict:
     second: str
     alpha: float
     slopes: pd.DataFrame = field(compare=False, repr=False)
+    family: str = ""
+    declared: bool = False
 
     @property
     def trainability(self) -> Statement:
-        return self.statements[0]
+        return next(item for item in self.statements if item.question == "trainability")
 
     @property
     def overfitting(self) -> Statement:
-        return self.statements[1]
-
-
-def claim_text(question: str, first: str, second: str) -> str:
-    if question == "trainability":
-        return f"deeper {first.upper()}s are harder to train than deeper {second.upper()}s"
-    return f"deeper {first.upper()}s overfit faster than deeper {second.upper()}s"
+        return next(item for item in self.statements if item.question == "overfitting")
 
 
 def number(value: float) -> str:
@@ -91,154 +115,269 @@ def _p(value: float) -> str:
     return "n/a" if not math.isfinite(value) else (f"{value:.3f}" if value >= 0.001 else "< 0.001")
 
 
-def slope_table(trials: pd.DataFrame, *, first: str, second: str, paired: bool, settings: AnalysisConfig,
-                seed: int = 0) -> pd.DataFrame:
-    """One row per measure of :data:`MEASURES`: both arms' slopes, their difference, tests and status."""
+def _axis_key(claim: Claim) -> tuple:
+    return (claim.factor, tuple(map(str, claim.levels)), claim.scale, claim.compare_factor,
+            tuple(map(str, claim.compare_levels or ())), claim.at)
+
+
+def arm_name(claim: Claim, label: str) -> str:
+    """An arm in words: LSTM for an architecture, 'weight_decay_type adamw' for another factor."""
+    if label == ALL:
+        return "all trials"
+    if claim.compare_factor == "architecture":
+        return label.upper()
+    return f"{claim.compare_factor} {label}"
+
+
+def slope_table(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequence[str], *, paired: bool,
+                settings: AnalysisConfig, seed: int = 0) -> pd.DataFrame:
+    """One row per (claim axis, measure of :data:`MEASURES`): both arms' slopes, their difference, tests and the
+    status at the unadjusted alpha. Claims along the same axis (factor, levels, compared levels, at) share rows;
+    ``primary`` marks the measures some claim is about."""
     rows = []
-    for definition in MEASURES:
-        if definition.name not in ("trainable_fraction", "best_train_loss") and definition.name not in trials.columns:
-            continue
-        units = measure_units(trials, definition.name)
-        comparison = compare_slopes(units, first=first, second=second, paired=paired,
-                                    permutations=settings.permutations, seed=seed, rank_based=definition.rank_based,
-                                    binary=definition.binary)
-        status = decide(difference=comparison.difference, p_difference=comparison.p_difference,
-                        slope_first=comparison.slope_first, p_first=comparison.p_first,
-                        supports_sign=definition.supports_sign, alpha=settings.alpha)
-        rows.append({"measure": definition.name, "question": definition.question,
-                     "primary": PRIMARY_MEASURES[definition.question] == definition.name,
-                     "supports_if": "negative" if definition.supports_sign < 0 else "positive",
-                     "first": first, "second": second, **comparison.as_row(), "status": status})
-    return pd.DataFrame(rows)
+    axes: dict[tuple, list[Claim]] = {}
+    for claim in claims:
+        axes.setdefault(_axis_key(claim), []).append(claim)
+    for axis_index, group in enumerate(axes.values()):
+        claim = group[0]
+        first, second = arms(claim)
+        signs = {item.measure: item.supports_sign for item in group}
+        for definition in MEASURES:
+            if definition.name not in ("trainable_fraction", "best_train_loss") and definition.name not in trials.columns:
+                continue
+            units = claim_units(measure_units(trials, definition.name, claim_columns(claim, scientific)), claim,
+                                scientific)
+            comparison = compare_slopes(units, first=first, second=second, paired=paired,
+                                        permutations=settings.permutations, seed=seed,
+                                        rank_based=definition.rank_based, binary=definition.binary)
+            sign = signs.get(definition.name, definition.supports_sign)
+            if claim.compare_levels is None:
+                status = decide_one_arm(slope=comparison.slope_first, p_value=comparison.p_first,
+                                        supports_sign=sign, alpha=settings.alpha)
+            else:
+                status = decide(difference=comparison.difference, p_difference=comparison.p_difference,
+                                slope_first=comparison.slope_first, p_first=comparison.p_first,
+                                supports_sign=sign, alpha=settings.alpha)
+            rows.append({"axis_id": axis_index, "factor": claim.factor, "axis": claim.axis_text,
+                         "measure": definition.name, "question": definition.question,
+                         "primary": definition.name in signs,
+                         "supports_if": "negative" if sign < 0 else "positive",
+                         "first": first, "second": second, **comparison.as_row(), "status": status})
+    return pd.DataFrame(rows, columns=slopes_frame_columns())
 
 
-def _direction(slope: float, p_value: float, alpha: float, measure: str) -> str:
+def _direction(slope: float, p_value: float, alpha: float, measure: str, axis: str) -> str:
     if not math.isfinite(slope):
-        return f"has no {measure} slope (units at fewer than two depths)"
+        return f"has no {measure} slope (units at fewer than two levels of the factor)"
     if p_value < alpha and slope > 0:
-        return f"rises with depth ({number(slope)} per doubling, p = {_p(p_value)})"
+        return f"rises ({number(slope)} {axis}, p = {_p(p_value)})"
     if p_value < alpha and slope < 0:
-        return f"falls with depth ({number(slope)} per doubling, p = {_p(p_value)})"
-    return f"does not change decidedly with depth ({number(slope)} per doubling, p = {_p(p_value)})"
+        return f"falls ({number(slope)} {axis}, p = {_p(p_value)})"
+    return f"does not change decidedly ({number(slope)} {axis}, p = {_p(p_value)})"
 
 
-def reading_text(row: pd.Series, status: str, alpha: float) -> str:
+def reading_text(claim: Claim, row: pd.Series, status: str, alpha: float, adjusted: float, family: int) -> str:
     """The statement read from both arms, in words."""
-    measure = row["measure"]
-    first, second = row["first"], row["second"]
-    arms = (f"{first.upper()}: {measure} {_direction(row['slope_first'], row['p_first'], alpha, measure)}; "
-            f"{second.upper()}: {_direction(row['slope_second'], row['p_second'], alpha, measure)}.")
-    difference = f"difference of slopes {number(row['difference'])} (p = {_p(row['p_difference'])})"
+    measure, axis = claim.measure, claim.axis_text
+    first, second = arms(claim)
+    adjusted_text = (f"; the claim's p after Holm's adjustment over {family} claims: {_p(adjusted)}" if family > 1
+                     else "")
+    if claim.compare_levels is None:
+        slope = f"slope {number(row['slope_first'])} {axis} (p = {_p(row['p_first'])}{adjusted_text})"
+        if status == SUPPORTED:
+            return f"Supported: the {slope} lies on the claimed side."
+        if status == CONTRADICTED:
+            return f"Contradicted: the {slope} lies on the opposite side."
+        return f"Inconclusive: the {slope} is not decided at alpha = {alpha:g}."
+    first_name, second_name = arm_name(claim, first), arm_name(claim, second)
+    arms_text = (f"{first_name}: {measure} {_direction(row['slope_first'], row['p_first'], alpha, measure, axis)}; "
+                 f"{second_name}: {_direction(row['slope_second'], row['p_second'], alpha, measure, axis)}.")
+    difference = f"difference of slopes {number(row['difference'])} (p = {_p(row['p_difference'])}{adjusted_text})"
     if status == SUPPORTED:
-        return f"Supported: the {difference} lies on the claimed side and {first.upper()}s' own {measure} moves that way. {arms}"
+        return f"Supported: the {difference} lies on the claimed side and {first_name}'s own {measure} moves that way. {arms_text}"
     if status == CONTRADICTED:
-        return (f"Contradicted: the {difference} lies on the opposite side and {first.upper()}s' own {measure} "
-                f"moves that way. {arms}")
+        return (f"Contradicted: the {difference} lies on the opposite side and {first_name}'s own {measure} "
+                f"moves that way. {arms_text}")
     if status == OTHER_ARM:
-        return (f"Not supported: the {difference} is decided, but it comes from the {second.upper()}s, not from "
-                f"deeper {first.upper()}s: {arms}")
-    return f"Inconclusive: the {difference} is not decided at alpha = {alpha:g}. {arms}"
+        if claim.compare_factor == "architecture":
+            second_name, first_name = f"the {second.upper()}s", f"deeper {first.upper()}s"
+        return (f"Not supported: the {difference} is decided, but it comes from {second_name}, not from "
+                f"{first_name}: {arms_text}")
+    return f"Inconclusive: the {difference} is not decided at alpha = {alpha:g}. {arms_text}"
 
 
-def rule_text(measure: str, supports_sign: int, first: str, second: str, alpha: float, paired: bool) -> str:
-    side = "negative" if supports_sign < 0 else "positive"
-    exchange = ("depth labels exchanged between paired trials of the same setting" if paired
-                else "architecture labels exchanged within each depth")
-    return (f"Supported when the slope difference of {measure} ({first} minus {second}, per doubling of depth) is "
-            f"{side} with a two-sided permutation p < {alpha:g} ({exchange}) AND {first}'s own slope is {side} with "
-            f"p < {alpha:g} (depth labels exchanged among its trials{' within each setting' if paired else ''}); "
-            "contradicted when both are decided on the other side; 'other arm' when only the difference is "
-            "decided; else inconclusive. Units are tuning trials (one per nuisance setting).")
+def rule_text(claim: Claim, alpha: float, paired: bool, strata: str, family: int) -> str:
+    side = "negative" if claim.supports_sign < 0 else "positive"
+    first, second = arms(claim)
+    holm_text = (f" With {family} claims in this study, the p-values are Holm-adjusted across them first, so the "
+                 f"chance of any false decision in the study is at most {alpha:g}." if family > 1 else "")
+    within = " within each setting" if paired else ""
+    if claim.compare_levels is None:
+        return (f"Supported when the slope of {claim.measure} ({claim.axis_text}, {strata}) is {side} with a "
+                f"two-sided permutation p < {alpha:g} ({claim.factor} labels exchanged among the trials{within}"
+                f" and stratum); contradicted when it is decided on the other side; else inconclusive. Units are "
+                f"tuning trials (one per nuisance setting).{holm_text}")
+    exchange = (f"{claim.factor} labels exchanged between paired trials of the same setting" if paired
+                else f"{claim.compare_factor} labels exchanged within each {claim.factor} level")
+    return (f"Supported when the slope difference of {claim.measure} ({first} minus {second}, {claim.axis_text}, "
+            f"{strata}) is {side} with a two-sided permutation p < {alpha:g} ({exchange}) AND {first}'s own slope is "
+            f"{side} with p < {alpha:g} ({claim.factor} labels exchanged among its trials{within}); contradicted "
+            "when both are decided on the other side; 'other arm' when only the difference is decided; else "
+            f"inconclusive. Units are tuning trials (one per nuisance setting).{holm_text}")
 
 
-def build_statement(slopes: pd.DataFrame, trials: pd.DataFrame, question: str, *, first: str, second: str,
-                    paired: bool, settings: AnalysisConfig, seed: int = 0) -> Statement:
-    """The statement of one question from its primary measure's row, with calibration and units needed."""
-    measure = PRIMARY_MEASURES[question]
-    definition = measure_definition(measure)
-    claim = claim_text(question, first, second)
-    rule = rule_text(measure, definition.supports_sign, first, second, settings.alpha, paired)
-    row = slopes.loc[slopes["measure"] == measure]
-    if row.empty:
-        empty = ArmSlope(first, math.nan, math.nan, math.nan, math.nan, 0, 0)
-        return Statement(question, claim, INCONCLUSIVE, measure, empty, ArmSlope(second, *[math.nan] * 4, 0, 0),
-                         math.nan, math.nan, math.nan, math.nan, f"{measure} was not measured.", rule, "", "")
-    row = row.iloc[0]
-    status = str(row["status"])
-    arm = {label: ArmSlope(architecture, float(row[f"slope_{label}"]), float(row[f"slope_{label}_low"]),
-                           float(row[f"slope_{label}_high"]), float(row[f"p_{label}"]), int(row[f"units_{label}"]),
-                           int(row[f"depths_{label}"]))
-           for label, architecture in (("first", first), ("second", second))}
-    units = measure_units(trials, measure)
-    units = units.loc[units["architecture"].isin([first, second])]
+def _arm_slope(row: pd.Series | None, label: str, arm: str) -> ArmSlope:
+    if row is None:
+        return ArmSlope(arm, math.nan, math.nan, math.nan, math.nan, 0, 0)
+    return ArmSlope(arm, float(row[f"slope_{label}"]), float(row[f"slope_{label}_low"]),
+                    float(row[f"slope_{label}_high"]), float(row[f"p_{label}"]), int(row[f"units_{label}"]),
+                    int(row[f"depths_{label}"]))
+
+
+def _family_p_values(rows: list[pd.Series | None], claims: Sequence[Claim]) -> tuple[np.ndarray, np.ndarray]:
+    """Holm-adjusted (difference, intersection-union) p-values of every claim. The intersection-union p of a
+    two-arm claim is the larger of its two p-values (both tests must decide); of a one-arm claim, its own."""
+    difference, union = [], []
+    for row, claim in zip(rows, claims):
+        if row is None:
+            difference.append(1.0)
+            union.append(1.0)
+        elif claim.compare_levels is None:
+            difference.append(float(row["p_first"]))
+            union.append(float(row["p_first"]))
+        else:
+            difference.append(float(row["p_difference"]))
+            union.append(max(float(row["p_difference"]), float(row["p_first"])))
+    return holm(difference), holm(union)
+
+
+def build_statements(slopes: pd.DataFrame, trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequence[str],
+                     *, paired: bool, settings: AnalysisConfig, seed: int = 0) -> tuple[Statement, ...]:
+    """Every claim's statement from its measure's row of the slope table, Holm-adjusted across the claims, with
+    its calibration and the settings per cell that would decide it."""
+    axis_ids = {}
+    for claim in claims:
+        axis_ids.setdefault(_axis_key(claim), len(axis_ids))
+    rows: list[pd.Series | None] = []
+    for claim in claims:
+        match = slopes.loc[(slopes["axis_id"] == axis_ids[_axis_key(claim)]) & (slopes["measure"] == claim.measure)]
+        rows.append(None if match.empty else match.iloc[0])
+    adjusted_difference, adjusted_union = _family_p_values(rows, claims)
+    family = len(claims)
+    statements = []
+    for index, (claim, row) in enumerate(zip(claims, rows)):
+        statements.append(_statement(claim, row, trials, scientific, index=index, family=family, paired=paired,
+                                     settings=settings, seed=seed, adjusted_difference=float(adjusted_difference[index]),
+                                     adjusted_union=float(adjusted_union[index])))
+    return tuple(statements)
+
+
+def _statement(claim: Claim, row: pd.Series | None, trials: pd.DataFrame, scientific: Sequence[str], *, index: int,
+               family: int, paired: bool, settings: AnalysisConfig, seed: int, adjusted_difference: float,
+               adjusted_union: float) -> Statement:
+    definition = measure_definition(claim.measure)
+    first, second = arms(claim)
+    one_arm = claim.compare_levels is None
+    label = claim.label or f"claim {index + 1}"
+    strata = stratum_names(claim, scientific)
+    rule = rule_text(claim, settings.alpha, paired, strata, family)
+    common = dict(axis=claim.axis_text, factor=claim.factor, compared=claim.compare_factor, strata=strata,
+                  one_arm=one_arm)
+    if row is None:
+        return Statement(label, claim.text, INCONCLUSIVE, claim.measure, _arm_slope(None, "first", first),
+                         _arm_slope(None, "second", second), math.nan, math.nan, math.nan, math.nan,
+                         f"{claim.measure} was not measured.", rule, "", "", **common)
+    if one_arm:
+        status = decide_one_arm(slope=float(row["slope_first"]), p_value=adjusted_union,
+                                supports_sign=claim.supports_sign, alpha=settings.alpha)
+    else:
+        status = decide(difference=float(row["difference"]), p_difference=adjusted_difference,
+                        slope_first=float(row["slope_first"]), p_first=adjusted_union,
+                        supports_sign=claim.supports_sign, alpha=settings.alpha)
+    arm = {"first": _arm_slope(row, "first", arms(claim)[0]), "second": _arm_slope(row, "second", arms(claim)[1])}
+    units = claim_units(measure_units(trials, claim.measure, claim_columns(claim, scientific)), claim, scientific)
+    units = units.loc[units["arm"].isin([first, second])]
+    enough = arm["first"].depths >= 2 and (one_arm or arm["second"].depths >= 2)
     calibration_text, false_positive, power = "", math.nan, math.nan
-    if settings.calibration_studies > 0 and arm["first"].depths >= 2 and arm["second"].depths >= 2:
-        calibration = study_calibration(units, first, second, paired=paired, supports_sign=definition.supports_sign,
+    if settings.calibration_studies > 0 and enough:
+        calibration = study_calibration(units, first, second, paired=paired, supports_sign=claim.supports_sign,
                                         alpha=settings.alpha, binary=definition.binary,
                                         rank_based=definition.rank_based, studies=settings.calibration_studies,
-                                        permutations=min(settings.permutations, 999), seed=seed)
+                                        permutations=min(settings.permutations, 999), seed=seed + 101 * index)
         false_positive, power = calibration["false_positive_rate"], calibration["power"]
+        nothing = "no change along the factor" if one_arm else "no difference between the compared levels"
         calibration_text = (
             f"Error rate of this rule, measured on {settings.calibration_studies} simulated null studies with this "
-            f"study's own layout ({len(units)} units, {'paired' if paired else 'unpaired'} settings, no difference "
-            f"between the architectures): {false_positive:.1%} decided (nominal {settings.alpha:.0%}); power "
+            f"claim's own layout ({len(units)} units, {'paired' if paired else 'unpaired'} settings, {nothing}): "
+            f"{false_positive:.1%} decided (nominal {settings.alpha:.0%} before the Holm adjustment); power "
             f"{power:.0%} to call 'supported' at a planted effect ({calibration['planted']}).")
     elif settings.calibration_studies == 0:
         calibration_text = "Calibration skipped (analysis.calibration_studies = 0)."
     else:
-        calibration_text = "No calibration: an architecture has units at fewer than two depths."
+        calibration_text = "No calibration: an arm has units at fewer than two levels of the factor."
     needed, needed_text = None, ""
     if status == INCONCLUSIVE:
-        if arm["first"].depths < 2 or arm["second"].depths < 2:
-            needed_text = ("Nothing decides it yet: both architectures need trials that count for this measure at "
-                           "two or more depths.")
+        if not enough:
+            needed_text = (f"Nothing decides it yet: {'the trials' if one_arm else 'both arms'} need units that "
+                           f"count for {claim.measure} at two or more levels of {claim.factor}.")
         else:
-            needed, scenario = units_needed(units, first, second, supports_sign=definition.supports_sign,
-                                            alpha=settings.alpha, binary=definition.binary,
-                                            rank_based=definition.rank_based, paired=paired, seed=seed)
-            per_cell = int(units.groupby(["architecture", "depth"]).size().max()) if len(units) else 0
+            needed, _scenario = units_needed(units, first, second, supports_sign=claim.supports_sign,
+                                             alpha=settings.alpha, binary=definition.binary,
+                                             rank_based=definition.rank_based, paired=paired, seed=seed)
+            per_cell = int(units.groupby(["arm", "stratum", "level"]).size().max()) if len(units) else 0
             if needed is not None:
                 needed_text = (f"What would decide it: at the observed effect, about {needed} tuning trials "
                                f"(settings) per cell instead of {per_cell} would reach a decision in 80% of "
-                               "simulated studies (same rule, same simulation code as the calibration).")
+                               "simulated studies (same rule, same simulation code as the calibration; before "
+                               "the Holm adjustment).")
             else:
                 needed_text = ("What would decide it: at the observed effect even 200 tuning trials (settings) per "
                                "cell would not reach a decision in 80% of simulated studies: the observed "
                                "difference is too small to matter at this noise level.")
     return Statement(
-        question, claim, status, measure, arm["first"], arm["second"], float(row["difference"]), float(row["ci_low"]),
-        float(row["ci_high"]), float(row["p_difference"]), reading_text(row, status, settings.alpha), rule,
-        calibration_text, needed_text, false_positive, power, needed)
+        label, claim.text, str(status), claim.measure, arm["first"], arm["second"], float(row["difference"]),
+        float(row["ci_low"]), float(row["ci_high"]),
+        float(row["p_first"] if one_arm else row["p_difference"]),
+        reading_text(claim, row, str(status), settings.alpha, adjusted_union, family), rule, calibration_text,
+        needed_text, false_positive, power, needed, adjusted_p_value=adjusted_union, **common)
 
 
-def data_caveats(trials: pd.DataFrame, *, first: str, second: str, paired: bool, tuner: str | None,
-                 boundaries: pd.DataFrame | None, space: dict | None, target: float,
+def data_caveats(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequence[str], *, paired: bool,
+                 tuner: str | None, boundaries: pd.DataFrame | None, space: dict | None, target: float,
                  minimum_units: int = 3) -> list[str]:
     """Caveats the data show: unpaired draws, boundary optima, non-training trials, censoring, thin cells,
-    other factors."""
+    strata."""
     caveats: list[str] = []
-    for question, measure in PRIMARY_MEASURES.items():
-        units = measure_units(trials, measure)
-        units = units.loc[units["architecture"].isin([first, second])]
-        counts = units.groupby(["architecture", "depth"]).size()
-        cells = trials.loc[trials["architecture"].isin([first, second]), ["architecture", "depth"]].drop_duplicates()
-        thin = [(a, d, int(counts.get((a, d), 0))) for a, d in cells.itertuples(index=False)
-                if counts.get((a, d), 0) < minimum_units]
+    for index, claim in enumerate(claims):
+        columns = claim_columns(claim, scientific)
+        units = claim_units(measure_units(trials, claim.measure, columns), claim, scientific)
+        cells = claim_units(measure_units(trials, "trainable_fraction", columns), claim, scientific)
+        keys = ["arm", "stratum", "level"]
+        counts = units.groupby(keys).size()
+        thin = []
+        for cell in cells[keys].drop_duplicates().itertuples(index=False):
+            count = int(counts.get(tuple(cell), 0))
+            if count < minimum_units:
+                where = " ".join(part for part in (
+                    "" if cell.arm == ALL else str(cell.arm), str(cell.stratum),
+                    f"{claim.factor} {cell.level}") if part)
+                thin.append(f"{where} ({count})")
         if thin:
-            caveats.append(f"{measure} ({question}) rests on fewer than {minimum_units} units in: "
-                           + "; ".join(f"{a} depth {d:g} ({n})" for a, d, n in sorted(thin))
+            caveats.append(f"{claim.measure} ({claim.label or f'claim {index + 1}'}) rests on fewer than "
+                           f"{minimum_units} units in: " + "; ".join(sorted(thin))
                            + "; those cells' means and the slopes through them are fragile.")
-    compared = trials.loc[trials["architecture"].isin([first, second])]
-    specs = (space or {}).get("hyperparameters", {}) if isinstance(space, dict) else {}
-    extra = [name for name, spec in specs.items() if isinstance(spec, dict) and spec.get("role") == "scientific"
-             and name not in ("architecture", "depth")]
-    if extra:
-        caveats.append(f"Other scientific hyperparameters also vary ({', '.join(extra)}); the depth slopes pool over them.")
+    compared = trials
+    strata = sorted({name for claim in claims for name in scientific
+                     if name not in (claim.factor, claim.compare_factor)})
+    if strata:
+        caveats.append(f"Other scientific hyperparameters also vary ({', '.join(strata)}): each claim's slopes are "
+                       "read within each of their levels (fixed effects), and permutations stay within them.")
     if not paired:
         why = "Bayesian optimisation adapts each cell's draws to its own results" if tuner == "bayesian" \
             else "the tuning trials of different cells do not share their nuisance settings"
-        caveats.append(f"Nuisance draws are not paired across cells ({why}): the tests exchange architecture labels "
-                       "within each depth instead of comparing the same settings, and lose power.")
+        caveats.append(f"Nuisance draws are not paired across cells ({why}): the tests exchange the compared levels "
+                       "within each level of the claim's factor instead of comparing the same settings, and lose "
+                       "power.")
     if boundaries is not None and not boundaries.empty and "on_boundary" in boundaries.columns:
         on_edge = boundaries.loc[boundaries["on_boundary"].astype(bool)]
         for _, row in on_edge.iterrows():
@@ -268,7 +407,7 @@ def data_caveats(trials: pd.DataFrame, *, first: str, second: str, paired: bool,
 
 
 def slopes_frame_columns() -> list[str]:
-    return ["measure", "question", "primary", "supports_if", "first", "second", "slope_first", "slope_first_low",
+    return ["axis_id", "factor", "axis", "measure", "question", "primary", "supports_if", "first", "second", "slope_first", "slope_first_low",
             "slope_first_high", "p_first", "slope_second", "slope_second_low", "slope_second_high", "p_second",
             "difference", "ci_low", "ci_high", "p_difference", "units_first", "units_second", "depths_first",
             "depths_second", "paired", "rank_based", "status"]

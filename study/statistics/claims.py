@@ -1,0 +1,129 @@
+"""Claims as units: which trials a claim is tested on, along which axis, in which arms and strata.
+
+A claim (:class:`study.config.Claim`) is about the slope of a measure along one
+scientific factor. Its units are the measure's units (tuning trials, see
+:func:`study.statistics.trials.measure_units`) restricted to the claim's levels
+and ``at`` levels, with
+
+* ``x``: the factor level on the claim's scale (log2, linear or rank),
+* ``arm``: the compared factor's level (``ALL`` for a one-arm claim),
+* ``stratum``: the levels of every other scientific factor, so slopes are read
+  within each of them and permutations never cross them,
+* ``setting``: the paired nuisance setting.
+
+Depth spaces without a ``claims:`` section get :func:`default_claims`: the two
+statements of the depth question, "deeper FIRSTs are harder to train / overfit
+faster than deeper SECONDs".
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from study.config import Claim, level_key
+
+#: The arm label of a one-arm claim.
+ALL = "all"
+#: The arm label no unit has: the empty second arm of a one-arm claim.
+NONE = "(none)"
+
+
+def claim_text(question: str, first: str, second: str) -> str:
+    """The default depth statements in words."""
+    if question == "trainability":
+        return f"deeper {first.upper()}s are harder to train than deeper {second.upper()}s"
+    return f"deeper {first.upper()}s overfit faster than deeper {second.upper()}s"
+
+
+def default_claims(depths: Sequence[float], first: str, second: str) -> tuple[Claim, ...]:
+    """The depth question's two statements as claims (trainable fraction falls, gap at matched progress rises,
+    more for FIRST than for SECOND per doubling of depth)."""
+    levels = tuple(sorted(float(depth) for depth in set(depths)))
+    common = dict(factor="depth", levels=levels, scale="log2", compare_factor="architecture",
+                  compare_levels=(first, second))
+    return (Claim(measure="trainable_fraction", direction="decreases", label="trainability",
+                  sentence=claim_text("trainability", first, second), **common),
+            Claim(measure="gap_at_target", direction="increases", label="overfitting",
+                  sentence=claim_text("overfitting", first, second), **common))
+
+
+def arms(claim: Claim) -> tuple[str, str]:
+    """(first, second) arm labels: the compared levels, or (ALL, NONE) for a one-arm claim."""
+    if claim.compare_levels is None:
+        return ALL, NONE
+    return str(claim.compare_levels[0]), str(claim.compare_levels[1])
+
+
+def claim_columns(claim: Claim, scientific: Sequence[str]) -> list[str]:
+    """The trial columns a claim's units need: its factor, compared factor and strata."""
+    return [name for name in dict.fromkeys([claim.factor, *(claim.compare_factor or "",), *scientific]) if name]
+
+
+def axis_values(levels: pd.Series, claim: Claim) -> np.ndarray:
+    """x of every unit: the factor level on the claim's scale."""
+    if claim.scale == "rank":
+        order = {level_key(level): index for index, level in enumerate(claim.levels)}
+        return np.array([order[level_key(level)] for level in levels], dtype=float)
+    numbers = pd.to_numeric(levels, errors="coerce").to_numpy(dtype=float)
+    return np.log2(numbers) if claim.scale == "log2" else numbers
+
+
+def strata_of(claim: Claim, scientific: Sequence[str]) -> list[str]:
+    """The scientific factors a claim's slopes are read within: all but its factor and compared factor."""
+    return [name for name in scientific if name not in (claim.factor, claim.compare_factor)]
+
+
+def claim_units(units: pd.DataFrame, claim: Claim, scientific: Sequence[str]) -> pd.DataFrame:
+    """A measure's units (from :func:`measure_units` with the claim's columns) as the claim's normalised units:
+    arm, x, level, stratum, setting, value (and the factor columns)."""
+    rows = units.copy()
+    keys = {column: rows[column].map(level_key) if column in rows.columns else pd.Series("", index=rows.index)
+            for column in claim_columns(claim, scientific)}
+    keep = keys[claim.factor].isin({level_key(level) for level in claim.levels})
+    if claim.compare_factor is not None:
+        keep &= keys[claim.compare_factor].isin({level_key(level) for level in claim.compare_levels or ()})
+    for name, values in claim.at:
+        keep &= keys[name].isin({level_key(value) for value in values})
+    rows = rows.loc[keep.to_numpy()].copy()
+    if claim.compare_factor is None:
+        rows["arm"] = ALL
+    else:
+        spelled = {level_key(level): str(level) for level in claim.compare_levels or ()}
+        rows["arm"] = rows[claim.compare_factor].map(level_key).map(spelled)
+    rows["level"] = rows[claim.factor].map(level_key)
+    rows["x"] = axis_values(rows[claim.factor], claim) if len(rows) else np.zeros(0)
+    strata = strata_of(claim, scientific)
+    if strata and len(rows):
+        rows["stratum"] = rows[strata].astype(str).agg(" / ".join, axis=1) if len(strata) > 1 \
+            else rows[strata[0]].map(level_key)
+    else:
+        rows["stratum"] = ""
+    return rows.reset_index(drop=True)
+
+
+def stratum_names(claim: Claim, scientific: Sequence[str]) -> str:
+    """The strata in words, for the report ("within each depth", "within each depth / architecture")."""
+    strata = strata_of(claim, scientific)
+    return f"within each {' / '.join(strata)}" if strata else "pooled (no other scientific factor)"
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels): the family-wise error over all claims is at most alpha."""
+    from statsmodels.stats.multitest import multipletests
+
+    values = np.array([1.0 if not math.isfinite(value) else value for value in p_values], dtype=float)
+    if values.size == 0:
+        return values
+    return multipletests(values, method="holm")[1]
+
+
+def scientific_factors(space: Mapping[str, Any], frame: pd.DataFrame) -> list[str]:
+    """The scientific factors of a study: from its space, else the varying hyperparameter columns."""
+    specs = space.get("hyperparameters") if isinstance(space, Mapping) else None
+    if isinstance(specs, Mapping) and specs:
+        return [name for name, spec in specs.items()
+                if isinstance(spec, Mapping) and spec.get("role") == "scientific" and name in frame.columns]
+    return [name for name in ("architecture", "depth") if name in frame.columns]
