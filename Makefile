@@ -19,7 +19,7 @@ RUN_FLAGS = $(if $(DATASET),--dataset $(DATASET)) $(if $(TUNER),--tuner $(TUNER)
             $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo study study-depth study-dropout study-weight-decay report bench calibration test data-mitdb data-cinc2017 clean
+.PHONY: help venv demo study study-depth study-dropout study-weight-decay report report-index bench calibration test data-mitdb data-cinc2017 clean
 
 help: ## List the targets and the variables they take
 	@echo "Targets:"
@@ -46,15 +46,18 @@ study: venv ## Run (or resume) the study of SPACE and write its report
 study-depth: ## Depth study: do deeper LSTMs overfit faster than CNNs? (SPACE= to swap the space)
 	$(MAKE) study SPACE=$(SPACE)
 
-study-dropout: ## Dropout study (search_spaces/dropout.yaml)
+study-dropout: ## Dropout study: how much of the gap does dropout close, per architecture and depth? (~25 min)
 	$(MAKE) study SPACE=search_spaces/dropout.yaml
 
-study-weight-decay: ## Weight-decay study (search_spaces/weight_decay.yaml)
+study-weight-decay: ## Weight-decay study: AdamW against an L2 penalty, two strengths, per architecture and depth (~25 min)
 	$(MAKE) study SPACE=search_spaces/weight_decay.yaml
 
 report: venv ## Rebuild reports/$(STUDY)/ from runs/$(STUDY)/ (STUDY=<name>)
 	@test -n "$(STUDY)" || { echo "make report needs STUDY=<name>, e.g. make report STUDY=demo" >&2; exit 2; }
 	$(PYTHON) -m study report $(STUDY)
+
+report-index: venv ## Rebuild reports/index.html and reports/index.md: every study's question, claims and verdicts
+	$(PYTHON) -m study.index_report reports
 
 bench: venv ## Benchmarks: recorded trial vs bare fit, demo time, report rebuild, dataset builds
 	$(PYTHON) -m study.bench

@@ -741,7 +741,7 @@ def scientific_levels(space: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
 def claims_from_mapping(space: Mapping[str, Any]) -> tuple[Claim, ...]:
     """The claims of a manifest's space (none: ``()``); bad ones raise BadInput naming manifest.json."""
     raw = space.get("claims") if isinstance(space, Mapping) else None
-    if raw is None:
+    if raw is None or (isinstance(raw, list) and not raw):  # a space without claims records []
         return ()
     return parse_claims(raw, scientific_levels(space), "manifest.json")
 

@@ -350,11 +350,23 @@ def plot_nuisance_axis(values: pd.DataFrame, ax: Axes, *, edges: pd.Series | Non
     _legend(ax, loc="best", fontsize=7, framealpha=0.85)
 
 
+def _extra_factors(frame: pd.DataFrame, known: Sequence[str]) -> list[str]:
+    """Columns of a per-cell table beyond architecture, depth and its own: the other scientific factors."""
+    return [column for column in frame.columns if column not in known]
+
+
+def _cell_label(row: pd.Series, factors: Sequence[str]) -> str:
+    return ", ".join(f"{name} {row[name]}" for name in factors)
+
+
 def plot_best_of_k(frame: pd.DataFrame, ax: Axes, *, title: str = "") -> None:
-    """Expected best validation accuracy of k settings, one line per depth (``frame``: the rows of the
-    analysis' ``best_of_k`` table for one architecture)."""
-    shown = frame.assign(depth=frame["depth"].map(lambda depth: f"{depth:g}"))
-    order = [f"{depth:g}" for depth in sorted(frame["depth"].unique())]
+    """Expected best validation accuracy of k settings, one line per depth (and level of any other scientific
+    factor) (``frame``: the rows of the analysis' ``best_of_k`` table for one architecture)."""
+    extra = _extra_factors(frame, ("architecture", "depth", "k", "expected_best", "settings"))
+    frame = frame.sort_values(["depth", *extra], kind="stable")
+    labels = [f"{row['depth']:g}" + (f", {_cell_label(row, extra)}" if extra else "") for _, row in frame.iterrows()]
+    shown = frame.assign(depth=labels)
+    order = list(dict.fromkeys(labels))
     sns.lineplot(data=shown, x="k", y="expected_best", hue="depth", hue_order=order, marker="o", ax=ax,
                  palette="viridis", errorbar=None)
     ax.set_xlabel("k (tuned settings drawn)")
@@ -372,15 +384,23 @@ def plot_winners(frame: pd.DataFrame, ax: Axes, *, measure: str, palette: Mappin
     """Each cell winner's mean of one measure over its seeds with its selection-aware interval
     (``frame``: the analysis' ``winners`` table; rows of ``measure`` are drawn)."""
     rows = frame.loc[frame["measure"] == measure]
-    names = sorted(rows["architecture"].astype(str).unique())
-    palette = palette or architecture_palette(names)
-    for architecture, group in rows.groupby(rows["architecture"].astype(str), sort=True):
+    extra = _extra_factors(rows, ("architecture", "depth", "measure", "trial_id", "mean", "ci_low", "ci_high", "seeds",
+                                  "winner_share"))
+    series = rows["architecture"].astype(str).str.upper()
+    if extra:
+        series = series + " (" + rows.apply(lambda row: _cell_label(row, extra), axis=1) + ")"
+    rows = rows.assign(series=series.to_numpy())
+    names = sorted(rows["series"].unique())
+    palette = palette if palette and not extra else dict(zip(names, sns.color_palette("colorblind" if len(names) <= 10
+                                                                                       else "tab20", len(names))))
+    for name, group in rows.groupby("series", sort=True):
         group = group.sort_values("depth")
         mean = group["mean"].to_numpy(dtype=float)
         low = np.nan_to_num(np.clip(mean - group["ci_low"].to_numpy(dtype=float), 0, None))
         high = np.nan_to_num(np.clip(group["ci_high"].to_numpy(dtype=float) - mean, 0, None))
-        ax.errorbar(group["depth"].to_numpy(dtype=float) * _shift(names, architecture), mean, yerr=[low, high],
-                    fmt="-o", capsize=4, color=palette.get(architecture), label=architecture.upper(), lw=1.8)
+        colour = palette.get(name, palette.get(str(group["architecture"].iloc[0])))
+        ax.errorbar(group["depth"].to_numpy(dtype=float) * _shift(names, name), mean, yerr=[low, high],
+                    fmt="-o", capsize=4, color=colour, label=name, lw=1.8)
     _depth_axis(ax, rows["depth"])
     ax.set_ylabel(measure_label(measure))
     ax.set_title(f"tuned winners: {measure}")
@@ -460,20 +480,22 @@ def slopes_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
     return figure
 
 
-def plot_profile(rows: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any], title: str) -> None:
-    """One panel of a claim's profile: mean of one measure per factor level and arm, with interval bars.
+def plot_profile(rows: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any], title: str, hue: str = "arm") -> None:
+    """One panel of a claim's profile: mean of one measure per factor level and line (``hue``: the compared
+    level, or the stratum of a one-arm claim), with interval bars.
 
-    ``rows``: rows of the factor_profile table for one measure and stratum.
+    ``rows``: rows of the factor_profile table for one measure (and stratum, when ``hue`` is the arm).
     """
     if rows.empty:
         not_enough_data(ax, "no units at these levels", title=title)
         return
     shown = rows.assign(low=(rows["mean"] - rows["ci_low"]).clip(lower=0).fillna(0.0),
-                        high=(rows["ci_high"] - rows["mean"]).clip(lower=0).fillna(0.0))
-    sns.lineplot(data=shown, x="x", y="mean", hue="arm", palette=palette, marker="o", ax=ax, errorbar=None)
-    for arm, group in shown.groupby("arm", sort=True):
+                        high=(rows["ci_high"] - rows["mean"]).clip(lower=0).fillna(0.0),
+                        line=rows[hue].astype(str))
+    sns.lineplot(data=shown, x="x", y="mean", hue="line", palette=palette, marker="o", ax=ax, errorbar=None)
+    for line, group in shown.groupby("line", sort=True):
         ax.errorbar(group["x"], group["mean"], yerr=[group["low"], group["high"]], fmt="none", capsize=3,
-                    color=palette.get(arm), lw=1)
+                    color=palette.get(line), lw=1)
     ticks = rows.drop_duplicates("x").sort_values("x")
     ax.set_xticks(ticks["x"].tolist())
     ax.set_xticklabels([str(level) for level in ticks["level"]])
@@ -488,15 +510,22 @@ def claim_profiles_figure(analysis: Analysis) -> Figure:
     if profile is None or profile.empty:
         reason = analysis.no_verdict_reason or "no claim has units at two levels of its factor"
         return _single(str(reason), "claim profiles")
-    panels = profile[["axis_id", "factor", "measure", "stratum"]].drop_duplicates().reset_index(drop=True)
-    arms = sorted(profile["arm"].astype(str).unique())
-    palette = dict(zip(arms, sns.color_palette("colorblind", max(len(arms), 1))))
+    one_arm = profile.groupby("axis_id")["arm"].transform(lambda arms: bool((arms.astype(str) == "all").all()))
+    profile = profile.assign(one_arm_axis=one_arm.astype(bool),
+                             panel_stratum=np.where(one_arm.astype(bool), "", profile["stratum"].astype(str)))
+    panels = profile[["axis_id", "factor", "measure", "panel_stratum", "one_arm_axis"]].drop_duplicates()
+    arms = sorted(set(profile.loc[~profile["one_arm_axis"], "arm"].astype(str)))
+    strata = sorted(set(profile.loc[profile["one_arm_axis"], "stratum"].astype(str)) - set(arms))
+    palette = {**dict(zip(strata, sns.color_palette("colorblind" if len(strata) <= 10 else "tab20",
+                                                  max(len(strata), 1)))),
+               **architecture_palette(arms)}
     figure, axes = _panels(len(panels), 4.0, 3.0)
     for ax, panel in zip(axes, panels.itertuples(index=False)):
         rows = profile.loc[(profile["axis_id"] == panel.axis_id) & (profile["measure"] == panel.measure)
-                           & (profile["stratum"] == panel.stratum)]
-        where = f" ({panel.stratum})" if str(panel.stratum) else ""
-        plot_profile(rows, ax, palette=palette, title=f"{panel.measure} vs {panel.factor}{where}")
+                           & (profile["panel_stratum"] == panel.panel_stratum)]
+        where = f" ({panel.panel_stratum})" if panel.panel_stratum else ""
+        plot_profile(rows, ax, palette=palette, title=f"{panel.measure} vs {panel.factor}{where}",
+                     hue="stratum" if panel.one_arm_axis else "arm")
         ax.set_xlabel(str(panel.factor))
     figure.suptitle("Claims: each measure against its factor (bars: 95% intervals over tuning trials)")
     return figure

@@ -192,7 +192,8 @@ def _status_section(analysis: Analysis, context: ReportContext, partial_note: st
     phase = trials["phase"].astype(str) if "phase" in trials.columns else pd.Series("tune", index=trials.index)
     classification = trials["classification"].astype(str)
     tune = classification.loc[phase == "tune"]
-    cells = trials.loc[phase == "tune", ["architecture", "depth"]].drop_duplicates()
+    cell_columns = [name for name in _scientific(analysis) if name in trials.columns] or ["architecture", "depth"]
+    cells = trials.loc[phase == "tune", cell_columns].drop_duplicates()
     settings = analysis.settings
     blocks: list[Block] = []
     if partial_note:  # its own paragraph, first: the reader must see it before any number

@@ -411,7 +411,7 @@ def test_the_report_command_on_corrupted_tables_replaces_the_report_whole_or_not
         if status == 2:
             assert snapshot(root / "reports") == before
         else:
-            assert sorted(path.name for path in (root / "reports").iterdir()) == [run.name]  # no leftovers
+            assert sorted(path.name for path in (root / "reports").iterdir()) == ["index.html", "index.md", run.name]  # no leftovers
             assert (report_dir / "report.md").read_text(encoding="utf-8").startswith("# Study report")
             assert (report_dir / "report.html").is_file() and (report_dir / "figures").is_dir()
             assert "report written" in stdout

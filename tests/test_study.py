@@ -204,6 +204,15 @@ def test_resume_after_sigkill_keeps_finished_trials_and_redoes_the_interrupted_o
     # a finished study run again does nothing new; --overwrite starts afresh; a changed space is refused
     again = run_cli("run", str(space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)
     assert again.returncode == 0 and len(read_trials(run_dir)) == 16
+    # claims say how a study is read, not what it ran: adding them resumes, and the manifest records them
+    import yaml
+
+    document = yaml.safe_load(space_file.read_text(encoding="utf-8"))
+    document["claims"] = [{"factor": "depth", "measure": "gap_at_target", "direction": "increases"}]
+    space_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    claimed = run_cli("run", str(space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)
+    assert claimed.returncode == 0 and len(read_trials(run_dir)) == 16, claimed.stderr
+    assert read_manifest(run_dir)["space"]["claims"][0]["factor"] == "depth"
     changed = run_cli("run", str(space_file), "--runs-dir", "runs", "--epochs", "4", "--quiet", cwd=tmp_path)
     assert changed.returncode == 2 and "different search space" in changed.stderr
     assert len(read_epochs(run_dir)) == len(epochs)

@@ -214,6 +214,9 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         first, second = compare[1], compare[2]
     claims, declared, reason = study_claims(space, frame, first, second, compare)
     scientific = scientific_factors(space, frame)
+    # A cell is every combination of the scientific factors (architecture and depth first): each has its own
+    # tuned winner, as the runner's repeat phase does.
+    cell = [*CELL, *(name for name in scientific if name not in CELL)]
     isolation = summaries.isolation_table(frame, space)
     boundaries = summaries.boundary_table(isolation, space)
     tables: dict[str, pd.DataFrame] = {
@@ -224,8 +227,8 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         "trainability": summaries.trainability_table(frame),
         "classification": summaries.classification_counts(frame),
         "cell_summary": cell_summary(frame, seed=seed),
-        "winners": winner_intervals(frame, CELL, [m for m in WINNER_MEASURES if m in frame.columns], seed=seed),
-        "best_of_k": expected_best_of_k(frame, CELL),
+        "winners": winner_intervals(frame, cell, [m for m in WINNER_MEASURES if m in frame.columns], seed=seed),
+        "best_of_k": expected_best_of_k(frame, cell),
         "kendall_tau": granulated_kendall_tau(frame, permutations=min(settings.permutations, 999), seed=seed),
         "thresholds": thresholds_table(settings, chance, target),
         "learning_curves": summaries.learning_curve_table(epochs, frame),

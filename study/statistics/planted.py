@@ -25,11 +25,17 @@ import pandas as pd
 
 from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS
 
-CellFunction = Callable[[str, int], float]
+CellFunction = Callable[..., float]
 
 
 def _constant(value: float) -> CellFunction:
-    return lambda architecture, depth: value
+    return lambda architecture, depth, *level: value
+
+
+def _at(function: CellFunction, architecture: str, depth: int, level: float | None) -> float:
+    """A planted cell value: function(architecture, depth), or function(architecture, depth, level) when the
+    study has a third scientific factor."""
+    return function(architecture, depth) if level is None else function(architecture, depth, level)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,12 @@ class PlantedStudy:
     paired: bool = True
     diverge: dict = field(default_factory=dict)   # (phase, trial_id) -> epoch at which losses become NaN
     seed: int = 0
+    #: A third scientific factor (dropout or weight_decay) and its levels; the cell functions then take
+    #: (architecture, depth, level). Empty: the depth study alone.
+    factor: str = "dropout"
+    levels: tuple[float, ...] = ()
+    #: The manifest space's claims: section (as parsed YAML), or None for none.
+    claims: list | None = None
 
 
 def _trial_curves(rng: np.random.Generator, plan: PlantedStudy, trains: bool, kappa: float, tau: float,
@@ -84,34 +96,37 @@ def planted_tables(plan: PlantedStudy) -> tuple[pd.DataFrame, pd.DataFrame, dict
     rng = np.random.default_rng(plan.seed)
     chance = math.log(plan.num_classes)
     settings = rng.uniform(size=(plan.settings_per_cell, 2))
-    cells = [(architecture, depth) for architecture in plan.architectures for depth in plan.depths]
+    if plan.factor not in ("dropout", "weight_decay"):
+        raise ValueError(f"factor must be 'dropout' or 'weight_decay', got {plan.factor!r}")
+    cells = [(architecture, depth, level) for architecture in plan.architectures for depth in plan.depths
+             for level in (plan.levels or (None,))]
     epoch_parts, trial_rows = [], []
     number = 0
-    winners: dict[tuple[str, int], dict] = {}
+    winners: dict[tuple, dict] = {}
     width = len(str(len(cells) * plan.settings_per_cell))
     for setting in range(plan.settings_per_cell):
-        for architecture, depth in cells:
+        for cell in cells:
+            architecture, depth, level = cell
             draw = settings[setting] if plan.paired else rng.uniform(size=2)
             trial_id = f"{number:0{width}d}"
             number += 1
-            trains = rng.random() < plan.train_probability(architecture, depth)
-            kappa = max(0.0, plan.kappa(architecture, depth) + rng.normal(0.0, plan.kappa_sd))
+            trains = rng.random() < _at(plan.train_probability, architecture, depth, level)
+            kappa = max(0.0, _at(plan.kappa, architecture, depth, level) + rng.normal(0.0, plan.kappa_sd))
             tau = 2.0 + 4.0 * draw[1]
-            row = _trial(rng, plan, "tune", trial_id, architecture, depth, setting, draw, trains, kappa, tau, chance,
-                         epoch_parts)
+            row = _trial(rng, plan, "tune", trial_id, cell, setting, draw, trains, kappa, tau, chance, epoch_parts)
             trial_rows.append(row)
-            best = winners.get((architecture, depth))
+            best = winners.get(cell)
             if row["status"] == "completed" and (best is None or row["best_val_loss"] < best["best_val_loss"]):
-                winners[(architecture, depth)] = {**row, "_kappa": kappa, "_tau": tau, "_trains": trains, "_draw": draw}
-    for index, (architecture, depth) in enumerate(cells):
-        winner = winners.get((architecture, depth))
+                winners[cell] = {**row, "_kappa": kappa, "_tau": tau, "_trains": trains, "_draw": draw}
+    for index, cell in enumerate(cells):
+        winner = winners.get(cell)
         if winner is None:
             continue
         for seed_index in range(plan.repeat_seeds):
             trial_id = f"r{index:02d}-{seed_index:02d}"
             kappa = max(0.0, winner["_kappa"] + rng.normal(0.0, plan.kappa_sd / 3))
-            trial_rows.append(_trial(rng, plan, "repeat", trial_id, architecture, depth, winner["setting"],
-                                     winner["_draw"], winner["_trains"], kappa, winner["_tau"], chance, epoch_parts))
+            trial_rows.append(_trial(rng, plan, "repeat", trial_id, cell, winner["setting"], winner["_draw"],
+                                     winner["_trains"], kappa, winner["_tau"], chance, epoch_parts))
     epochs = pd.concat(epoch_parts, ignore_index=True)[EPOCH_COLUMNS]
     trials = pd.DataFrame(trial_rows).reindex(columns=TRIAL_COLUMNS)
     class_names = [f"class{index}" for index in range(plan.num_classes)]
@@ -126,6 +141,7 @@ def planted_tables(plan: PlantedStudy) -> tuple[pd.DataFrame, pd.DataFrame, dict
                 "depth": {"role": "scientific", "values": list(plan.depths)},
                 "dropout": {"role": "nuisance", "min": 0.0, "max": 0.5},
                 "learning_rate": {"role": "nuisance", "min": 1e-4, "max": 1e-2, "log": True},
+                **({plan.factor: {"role": "scientific", "values": list(plan.levels)}} if plan.levels else {}),
                 "width": {"role": "fixed", "value": 16},
                 "epochs": {"role": "fixed", "value": plan.epochs},
             },
@@ -134,16 +150,20 @@ def planted_tables(plan: PlantedStudy) -> tuple[pd.DataFrame, pd.DataFrame, dict
                     "class_counts": {"train": {name: 100 for name in class_names}}},
         "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T01:00:00+00:00",
     }
+    if plan.claims is not None:
+        manifest["space"]["claims"] = plan.claims
     return epochs, trials, manifest
 
 
-def _trial(rng, plan, phase, trial_id, architecture, depth, setting, draw, trains, kappa, tau, chance, parts) -> dict:
+def _trial(rng, plan, phase, trial_id, cell, setting, draw, trains, kappa, tau, chance, parts) -> dict:
+    architecture, depth, level = cell
     diverge_at = plan.diverge.get((phase, trial_id))
     curves = _trial_curves(rng, plan, trains, kappa, tau, chance, diverge_at)
-    dropout = round(0.5 * float(draw[0]), 6)
+    dropout = float(level) if level is not None and plan.factor == "dropout" else round(0.5 * float(draw[0]), 6)
+    weight_decay = float(level) if level is not None and plan.factor == "weight_decay" else 0.0
     learning_rate = float(10 ** (-4 + 2 * draw[1]))
     base = {"trial_id": trial_id, "phase": phase, "architecture": architecture, "depth": depth, "width": 16,
-            "kernel_size": 7, "dropout": dropout, "recurrent_dropout": 0.0, "weight_decay": 0.0,
+            "kernel_size": 7, "dropout": dropout, "recurrent_dropout": 0.0, "weight_decay": weight_decay,
             "weight_decay_type": "l2", "learning_rate": learning_rate, "epochs": plan.epochs, "batch_size": 64,
             "seed": int(rng.integers(0, 2**31 - 1))}
     count = len(curves["epoch"])
