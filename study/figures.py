@@ -535,15 +535,21 @@ def learning_curves_figure(analysis: Analysis) -> Figure:
     curves = _table(analysis, "learning_curves")
     if curves.empty:
         return _single("no cell has a completed tuning trial with a finite validation loss", "learning curves")
-    names = sorted(curves["architecture"].astype(str).unique())
+    extra = _extra_factors(curves, ("architecture", "depth", "trial_id", "epoch", "split", "mean", "low", "high",
+                                    "seeds"))
+    series = curves["architecture"].astype(str).str.upper()
+    if extra:  # one row of panels per architecture and level of every other scientific factor
+        series = series + ", " + curves.apply(lambda row: _cell_label(row, extra), axis=1)
+    curves = curves.assign(series=series.to_numpy())
+    names = sorted(curves["series"].unique())
     depths = sorted(curves["depth"].unique())
     figure = _new_figure(3.2 * len(depths), 2.8 * len(names) + 0.4)
     axes = figure.subplots(len(names), len(depths), squeeze=False, sharey=True)
-    for row, architecture in enumerate(names):
+    for row, name in enumerate(names):
         for column, depth in enumerate(depths):
             ax = axes[row][column]
-            cell = curves.loc[(curves["architecture"].astype(str) == architecture) & (curves["depth"] == depth)]
-            title = f"{architecture.upper()} depth {depth:g}"
+            cell = curves.loc[(curves["series"] == name) & (curves["depth"] == depth)]
+            title = f"{name} depth {depth:g}"
             if cell.empty:
                 not_enough_data(ax, "no completed tuning trial", title=title)
                 continue

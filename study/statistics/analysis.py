@@ -231,7 +231,7 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         "best_of_k": expected_best_of_k(frame, cell),
         "kendall_tau": granulated_kendall_tau(frame, permutations=min(settings.permutations, 999), seed=seed),
         "thresholds": thresholds_table(settings, chance, target),
-        "learning_curves": summaries.learning_curve_table(epochs, frame),
+        "learning_curves": summaries.learning_curve_table(epochs, frame, cell),
         "gap_heatmaps": summaries.gap_heatmaps(frame, space),
         "nuisance_values": summaries.nuisance_value_table(frame, space),
         "nuisance_edges": summaries.search_edges(space),

@@ -443,42 +443,44 @@ def classification_counts(trials: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- curves, nuisance axes, heatmaps
 
 
-def learning_curve_table(epochs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+def learning_curve_table(epochs: pd.DataFrame, trials: pd.DataFrame, cell: Sequence[str] = tuple(CELL)) -> pd.DataFrame:
     """Inference-mode train and validation loss per epoch of each cell's winning setting.
 
-    The winner is :func:`best_per_cell` over (architecture, depth); its curves
+    The winner is :func:`best_per_cell` over ``cell`` (architecture, depth and any other scientific factor:
+    the runner retrains one winner per such cell); its curves
     are its own tuning run plus the cell's repeat seeds (the runner retrains
     that same winner). Long format: architecture, depth, trial_id (the winner),
     epoch, split ('train' or 'validation'), mean, low, high (the range over
     runs, drawn as a band) and seeds (runs with a finite value at that epoch).
     """
-    columns = [*CELL, "trial_id", "epoch", "split", "mean", "low", "high", "seeds"]
-    winners = best_per_cell(trials, CELL)
+    cell = list(cell)
+    columns = [*cell, "trial_id", "epoch", "split", "mean", "low", "high", "seeds"]
+    winners = best_per_cell(trials, cell)
     if winners.empty:
         return pd.DataFrame(columns=columns)
-    runs = winners[[*CELL, "trial_id"]].assign(phase=TUNE, winner=winners["trial_id"].astype(str))
+    runs = winners[[*cell, "trial_id"]].assign(phase=TUNE, winner=winners["trial_id"].astype(str))
     runs["trial_id"] = runs["trial_id"].astype(str)
     if "phase" in trials.columns:
         repeat = trials.loc[(trials["phase"].astype(str) == REPEAT)
-                            & (trials["classification"].astype(str) != CRASHED), [*CELL, "trial_id"]]
-        repeat = repeat.merge(runs[[*CELL, "winner"]], on=CELL, how="inner")
+                            & (trials["classification"].astype(str) != CRASHED), [*cell, "trial_id"]]
+        repeat = repeat.merge(runs[[*cell, "winner"]], on=cell, how="inner")
         runs = pd.concat([runs, repeat.assign(phase=REPEAT, trial_id=repeat["trial_id"].astype(str))],
                          ignore_index=True)
     curve = epochs.copy()
     if "phase" not in curve.columns:
         curve["phase"] = TUNE
     curve["trial_id"] = curve["trial_id"].astype(str)
-    curve = curve.drop(columns=[column for column in CELL if column in curve.columns])
-    rows = curve.merge(runs[[*KEYS, *CELL, "winner"]], on=KEYS, how="inner")
+    curve = curve.drop(columns=[column for column in cell if column in curve.columns])
+    rows = curve.merge(runs[[*KEYS, *cell, "winner"]], on=KEYS, how="inner")
     parts = []
     for split, column in (("train", "train_loss"), ("validation", "val_loss")):
         values = rows.assign(value=finite(rows[column])).dropna(subset=["value"])
-        grouped = values.groupby([*CELL, "winner", "epoch"], sort=True)["value"]
+        grouped = values.groupby([*cell, "winner", "epoch"], sort=True)["value"]
         part = pd.DataFrame({"mean": grouped.mean(), "low": grouped.min(), "high": grouped.max(),
                              "seeds": grouped.count()}).reset_index()
         parts.append(part.assign(split=split))
     table = pd.concat(parts, ignore_index=True).rename(columns={"winner": "trial_id"})
-    return table[columns].sort_values([*CELL, "split", "epoch"], kind="stable").reset_index(drop=True)
+    return table[columns].sort_values([*cell, "split", "epoch"], kind="stable").reset_index(drop=True)
 
 
 def nuisance_value_table(trials: pd.DataFrame, space: Mapping[str, Any] | None = None) -> pd.DataFrame:
