@@ -782,7 +782,7 @@ def parse_claims(raw: Any, scientific: Mapping[str, tuple[Any, ...]], source: st
                 raise BadInput("missing; a claim names its factor, measure and direction", source=source,
                                key=f"{prefix}.{required}")
         factor = section["factor"]
-        if factor not in scientific:
+        if not isinstance(factor, str) or factor not in scientific:
             raise BadInput(f"got {factor!r}, allowed: a scientific hyperparameter of this space: {factors}",
                            source=source, key=f"{prefix}.factor")
         check_choice(section["measure"], CLAIM_MEASURES, source=source, key=f"{prefix}.measure")
@@ -819,7 +819,7 @@ def parse_claims(raw: Any, scientific: Mapping[str, tuple[Any, ...]], source: st
                 raise BadInput("expected one factor and its two levels, for example {architecture: [lstm, cnn]}",
                                source=source, key=f"{prefix}.compare")
             ((compare_factor, requested),) = compare.items()
-            if compare_factor not in scientific or compare_factor == factor:
+            if not isinstance(compare_factor, str) or compare_factor not in scientific or compare_factor == factor:
                 raise BadInput(f"got {compare_factor!r}, allowed: another scientific hyperparameter of this space "
                                f"than the claim's factor: {factors}", source=source, key=f"{prefix}.compare")
             compare_levels = _find_levels(requested, scientific[compare_factor], source,
@@ -831,7 +831,7 @@ def parse_claims(raw: Any, scientific: Mapping[str, tuple[Any, ...]], source: st
         if "at" in section:
             restriction = _mapping(section["at"], source, f"{prefix}.at", None)
             for name, requested in restriction.items():
-                if name not in scientific or name in (factor, compare_factor):
+                if not isinstance(name, str) or name not in scientific or name in (factor, compare_factor):
                     raise BadInput(f"got {name!r}, allowed: a scientific hyperparameter other than the claim's "
                                    f"factor and compared factor: {factors}", source=source, key=f"{prefix}.at")
                 values = requested if isinstance(requested, list) else [requested]

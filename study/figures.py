@@ -206,15 +206,25 @@ def plot_trainable_fraction(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[s
     if frame.empty:
         not_enough_data(ax, "no tuning trials", title="trainable fraction")
         return
-    names = sorted(frame["architecture"].astype(str).unique())
-    palette = palette or architecture_palette(names)
-    for architecture, group in frame.groupby(frame["architecture"].astype(str), sort=True):
+    extra = _extra_factors(frame, ("architecture", "depth", "settings", "trained", "trainable_fraction",
+                                   "fraction_low", "fraction_high", "failed_to_train", "diverged", "crashed",
+                                   "best_train_loss"))
+    series = frame["architecture"].astype(str).str.upper()
+    if extra:  # one line per architecture and level of every other scientific factor
+        series = series + " (" + frame.apply(lambda row: _cell_label(row, extra), axis=1) + ")"
+    frame = frame.assign(series=series.to_numpy())
+    names = sorted(frame["series"].unique())
+    palette = dict(zip(names, sns.color_palette("colorblind" if len(names) <= 10 else "tab20", len(names)))) \
+        if extra else {name: colour for name, colour in (palette or architecture_palette(
+            sorted(frame["architecture"].astype(str).unique()))).items()}
+    for name, group in frame.groupby("series", sort=True):
         group = group.sort_values("depth")
-        ax.errorbar(group["depth"] * _shift(names, architecture), group["trainable_fraction"],
+        colour = palette.get(name, palette.get(str(group["architecture"].iloc[0])))
+        ax.errorbar(group["depth"] * _shift(names, name), group["trainable_fraction"],
                     # clip float noise: a Wilson bound of 2.8e-17 at 0 of n would give a negative bar length
                     yerr=[(group["trainable_fraction"] - group["fraction_low"]).clip(lower=0),
                           (group["fraction_high"] - group["trainable_fraction"]).clip(lower=0)],
-                    fmt="-o", capsize=3, color=palette.get(architecture), label=architecture.upper(), lw=1.8)
+                    fmt="-o", capsize=3, color=colour, label=name, lw=1.8)
     _depth_axis(ax, frame["depth"])
     ax.set_ylim(-0.05, 1.05)
     ax.set_ylabel("share of tuned settings that trained")

@@ -277,3 +277,19 @@ def test_holm_keeps_the_family_wise_error_rate_of_several_claims_at_alpha():
                                claim_layout((0.0, 0.25, 0.5), 4, 4, two_arms=False)], studies=2000, seed=23)
     assert rates["any_decided_unadjusted"] > 0.09
     assert rates["any_decided_holm"] <= 0.06  # 0.05 plus two Monte Carlo standard errors
+
+
+GARBAGE = [None, 5, 1.5, True, "x", [], [1], ["lstm", "cnn"], {}, {"a": 1}, {"architecture": ["lstm", "cnn"]},
+           {"architecture": "lstm"}, {"depth": [[1]]}, {"depth": {"a": 1}}, [[1, 2]], float("nan"),
+           {"depth": [1, 1]}, {"architecture": ["lstm", "lstm"]}, [0.0, 1e400]]
+
+
+@pytest.mark.parametrize("key", ["factor", "measure", "direction", "compare", "levels", "at", "scale", "sentence"])
+def test_any_value_of_any_claim_key_is_accepted_or_one_bad_input_line(key):
+    for value in GARBAGE:
+        document = copy.deepcopy(TINY_SPACE)
+        document["claims"] = [{"factor": "depth", "measure": "gap_at_target", "direction": "increases", key: value}]
+        try:
+            space_from_dict(document, source="s.yaml")
+        except BadInput as error:
+            assert "\n" not in str(error) and str(error).startswith("s.yaml: key 'claims"), str(error)

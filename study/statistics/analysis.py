@@ -224,7 +224,7 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         "medians": summaries.median_table(frame, space),
         "boundaries": boundaries,
         "problem_trials": summaries.problem_trials_table(frame, space),
-        "trainability": summaries.trainability_table(frame),
+        "trainability": summaries.trainability_table(frame, cell=cell),
         "classification": summaries.classification_counts(frame),
         "cell_summary": cell_summary(frame, seed=seed),
         "winners": winner_intervals(frame, cell, [m for m in WINNER_MEASURES if m in frame.columns], seed=seed),

@@ -379,8 +379,10 @@ def per_class_table(isolation: pd.DataFrame, classes: pd.DataFrame,
 # ---------------------------------------------------------------- trainability and classification
 
 
-def trainability_table(trials: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
-    """Per cell (architecture, depth) over the tuning units (:func:`tuning_units`, one per nuisance setting).
+def trainability_table(trials: pd.DataFrame, *, confidence: float = 0.95,
+                       cell: Sequence[str] = tuple(CELL)) -> pd.DataFrame:
+    """Per cell (architecture, depth and any other scientific factor in ``cell``) over the tuning units
+    (:func:`tuning_units`, one per nuisance setting).
 
     settings, trained, trainable_fraction (trained / settings) with its Wilson
     interval (fraction_low, fraction_high; statsmodels ``proportion_confint``),
@@ -390,18 +392,19 @@ def trainability_table(trials: pd.DataFrame, *, confidence: float = 0.95) -> pd.
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     units = tuning_units(trials)
-    columns = [*CELL, "settings", "trained", "trainable_fraction", "fraction_low", "fraction_high",
+    cell = [column for column in cell if column in units.columns] or list(CELL)
+    columns = [*cell, "settings", "trained", "trainable_fraction", "fraction_low", "fraction_high",
                "failed_to_train", "diverged", "crashed", "best_train_loss"]
     if units.empty:
         return pd.DataFrame(columns=columns)
     classification = units["classification"].astype(str)
-    flags = units[CELL].assign(
+    flags = units[cell].assign(
         trained=units["trained"].fillna(False).astype(bool).astype(np.int64),
         failed_to_train=(classification == FAILED_TO_TRAIN).astype(np.int64),
         diverged=(classification == DIVERGED).astype(np.int64),
         crashed=(classification == CRASHED).astype(np.int64),
         best_train_loss=finite(units["lowest_train_loss"]))
-    grouped = flags.groupby(CELL, sort=True)
+    grouped = flags.groupby(cell, sort=True)
     table = grouped[["trained", "failed_to_train", "diverged", "crashed"]].sum()
     table["settings"] = grouped.size()
     table["best_train_loss"] = grouped["best_train_loss"].min()
