@@ -293,3 +293,26 @@ def test_any_value_of_any_claim_key_is_accepted_or_one_bad_input_line(key):
             space_from_dict(document, source="s.yaml")
         except BadInput as error:
             assert "\n" not in str(error) and str(error).startswith("s.yaml: key 'claims"), str(error)
+
+
+def test_distinct_permutations_match_itertools_and_stay_cheap_for_tied_blocks():
+    import itertools
+
+    from study.statistics.inference import _distinct_permutations
+
+    for values in ([0.0], [1.0, 0.0, 1.0], [2, 1, 1, 0, 2], list("abcab")):
+        assert _distinct_permutations(list(values)) == sorted(set(itertools.permutations(values)))
+    assert _distinct_permutations([True] * 400) == [tuple([True] * 400)]  # one ordering, not 400! candidates
+
+
+def test_a_one_arm_claim_on_a_single_architecture_study_is_decided_by_its_own_slope():
+    plan = PlantedStudy(architectures=("cnn",), depths=(1, 2, 4), settings_per_cell=6, seed=1,
+                        kappa=lambda architecture, depth: 0.2 + 0.3 * math.log2(depth),
+                        claims=[{"factor": "depth", "measure": "gap_at_target", "direction": "increases"}])
+    epochs, trials, manifest = planted_tables(plan)
+    manifest["space"]["analysis"] = {"calibration_studies": 50}
+    analysis = analyse(epochs, trials, manifest)
+    assert analysis.paired  # one architecture, the same settings at every depth
+    (statement,) = analysis.verdict.statements
+    assert statement.one_arm and statement.first.architecture == "all"
+    assert statement.status == SUPPORTED and statement.first.slope > 0

@@ -38,7 +38,6 @@ x = log2(depth), one stratum.
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -199,6 +198,26 @@ def _distinct_arrangements(values: np.ndarray) -> int:
     return total
 
 
+def _distinct_permutations(values: list) -> list[tuple]:
+    """Every distinct ordering of ``values`` in lexicographic order (the same list as
+    ``sorted(set(itertools.permutations(values)))``), generated one by one with the next-permutation step, so a
+    block of many tied labels costs its few distinct orderings, never n! candidates."""
+    current = sorted(values)
+    result = [tuple(current)]
+    while True:
+        pivot = len(current) - 2
+        while pivot >= 0 and current[pivot] >= current[pivot + 1]:
+            pivot -= 1
+        if pivot < 0:
+            return result
+        successor = len(current) - 1
+        while current[successor] <= current[pivot]:
+            successor -= 1
+        current[pivot], current[successor] = current[successor], current[pivot]
+        current[pivot + 1:] = reversed(current[pivot + 1:])
+        result.append(tuple(current))
+
+
 def _all_within(labels: np.ndarray, blocks: np.ndarray, limit: int) -> np.ndarray | None:
     """Every distinct within-block rearrangement of ``labels`` except the observed one, or None when there
     are more than ``limit`` (then Monte Carlo permutations are drawn instead)."""
@@ -208,7 +227,7 @@ def _all_within(labels: np.ndarray, blocks: np.ndarray, limit: int) -> np.ndarra
         total *= _distinct_arrangements(labels[positions])
         if total > limit:
             return None
-    arrangements = [np.array(sorted(set(itertools.permutations(labels[positions].tolist()))), dtype=labels.dtype)
+    arrangements = [np.array(_distinct_permutations(labels[positions].tolist()), dtype=labels.dtype)
                     for positions in groups]
     grid = np.indices([len(block) for block in arrangements]).reshape(len(arrangements), -1).T
     result = np.empty((total, len(labels)), dtype=labels.dtype)

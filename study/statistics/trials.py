@@ -200,8 +200,6 @@ def settings_are_paired(trials: pd.DataFrame, nuisance: list[str]) -> bool:
     rows = tuning_units(trials)
     if "setting" not in rows.columns or rows["setting"].isna().any() or rows.empty:
         return False
-    if rows["architecture"].nunique() < 2:
-        return False
     if not nuisance:
         return True
     values = rows[nuisance].copy()
