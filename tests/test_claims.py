@@ -128,9 +128,13 @@ def test_strata_keep_slopes_and_permutations_within_each_level():
     assert math.isnan(result.difference) and result.p_difference == 1.0
 
 
-def test_holm_matches_the_step_down_rule():
+def test_holm_matches_the_step_down_rule_and_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
     assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([]).size == 0
+    assert holm([]).size == 0 and holm([float("nan"), 0.01]).tolist() == pytest.approx([1.0, 0.02])
+    for p_values in np.random.default_rng(1).random((30, 5)) ** 3:
+        assert holm(p_values) == pytest.approx(multipletests(p_values, method="holm")[1])
 
 
 def test_one_arm_rule_reads_the_sign():
@@ -268,7 +272,8 @@ def test_the_index_lists_every_study_built(tmp_path):
 def test_holm_keeps_the_family_wise_error_rate_of_several_claims_at_alpha():
     """Three null claims of the dropout study's shape: unadjusted, some claim is decided in about
     1 - 0.95^3 = 14% of studies; with Holm's adjustment (the verdict's rule) at most alpha."""
-    from study.statistics.simulation import claim_layout, family_error_rate, holm_rows
+    from study.statistics.claims import holm_rows
+    from study.statistics.simulation import claim_layout, family_error_rate
 
     p_values = np.random.default_rng(0).random((40, 4))
     assert np.allclose(holm_rows(p_values), np.vstack([holm(row) for row in p_values]))

@@ -247,7 +247,7 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         statements = build_statements(slopes, frame, claims, scientific, paired=paired, settings=settings, seed=seed)
         caveats = data_caveats(frame, claims, scientific, paired=paired, tuner=tuner, boundaries=boundaries,
                                space=space, target=target, minimum_units=settings.minimum_units)
-        family = (f"Holm across {len(claims)} claims (statsmodels): the chance of any false decision in this study "
+        family = (f"Holm across {len(claims)} claims: the chance of any false decision in this study "
                   f"is at most alpha = {settings.alpha:g}" if len(claims) > 1
                   else f"one claim, tested at alpha = {settings.alpha:g}")
         compared = claims[0].compare_levels or ("all", "")

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from study.statistics.claims import holm_rows
 from study.statistics.inference import Design, midranks, normalise_units, permutation_p_values
 from study.statistics.rules import INCONCLUSIVE, STATUSES, decide, decide_one_arm
 
@@ -282,19 +283,6 @@ def study_calibration(units: pd.DataFrame, first: str, second: str, *, paired: b
     return {"false_positive_rate": false_positive, "power": shares["supported"], "studies": float(studies),
             "planted": planted.name.replace("per doubling of depth", "per level step").replace(
                 "per doubling", "per level step")}
-
-
-def holm_rows(p_values: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values of every row of a (studies x claims) matrix at once (the same numbers as
-    statsmodels' ``multipletests(method="holm")`` on each row; tested)."""
-    p_values = np.atleast_2d(np.asarray(p_values, dtype=float))
-    order = np.argsort(p_values, axis=1, kind="stable")
-    ordered = np.take_along_axis(p_values, order, axis=1)
-    factors = p_values.shape[1] - np.arange(p_values.shape[1])
-    adjusted = np.minimum(1.0, np.maximum.accumulate(ordered * factors[None, :], axis=1))
-    result = np.empty_like(adjusted)
-    np.put_along_axis(result, order, adjusted, axis=1)
-    return result
 
 
 def claim_layout(levels: Sequence[float], strata: int, units_per_cell: int, *, two_arms: bool) -> pd.DataFrame:

@@ -4,7 +4,7 @@ Each claim (:class:`study.config.Claim`; a depth space without a ``claims:``
 section gets the two depth statements of :func:`study.statistics.claims.default_claims`)
 is decided by :func:`study.statistics.rules.decide` (two compared levels) or
 :func:`study.statistics.rules.decide_one_arm` on its measure's permutation tests.
-Across the claims of one study, Holm's method (statsmodels) adjusts the p-values,
+Across the claims of one study, Holm's step-down method adjusts the p-values,
 so the chance of any false decision in the study is at most alpha. Every other
 measure gets the same tests in the slope table but decides nothing. A statement
 also carries the rule's measured error rate for its own layout and, when it is
