@@ -517,7 +517,7 @@ def plot_profile(rows: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any], ti
 
 def claim_profiles_figure(analysis: Analysis) -> Figure:
     profile = _table(analysis, "factor_profile")
-    if profile is None or profile.empty:
+    if profile.empty:
         reason = analysis.no_verdict_reason or "no claim has units at two levels of its factor"
         return _single(str(reason), "claim profiles")
     one_arm = profile.groupby("axis_id")["arm"].transform(lambda arms: bool((arms.astype(str) == "all").all()))

@@ -201,7 +201,7 @@ def _status_section(analysis: Analysis, context: ReportContext, partial_note: st
     question = analysis.space.get("question") if isinstance(analysis.space, Mapping) else None
     if isinstance(question, str) and question.strip():
         blocks.append(Paragraph(spans(Span("Question:", strong=True), f" {question.strip()}")))
-    parts: list[str | Span] = [] + [
+    parts: list[str | Span] = [
         "Dataset ", Span(context.dataset, strong=True), " (content hash ", Span(context.content_hash, code=True),
         f"); tuner {context.tuner}; {len(tune)} tuning trial(s) in {len(cells)} cell(s) "
         f"({int((~tune.isin(['crashed', 'diverged'])).sum())} completed, {int((tune == 'diverged').sum())} diverged, "

@@ -9,13 +9,12 @@ tables the report prints and the figures draw.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-import dataclasses
 
 from study.config import AnalysisConfig, Claim, claims_from_mapping, level_key, scientific_levels
 from study.errors import BadInput
@@ -23,10 +22,10 @@ from study.statistics import summaries
 from study.statistics.classification import Chance, chance_from_manifest
 from study.statistics.kendall import granulated_kendall_tau
 from study.statistics.selection import expected_best_of_k, winner_intervals
-from study.statistics.trials import (CELL, measure_definition, measure_units, nuisance_columns,
+from study.statistics.trials import (CELL, measure_available, measure_definition, measure_units, nuisance_columns,
                                      settings_are_paired, trial_frame)
 from study.statistics.claims import default_claims, scientific_factors
-from study.statistics.effects import factor_effects, factor_profile
+from study.statistics.effects import factor_effects, factor_profile, mean_interval
 from study.statistics.verdict import Verdict, build_statements, data_caveats, empty_slopes, slope_table
 
 #: Measures whose per-cell means (with intervals) the report tabulates and draws.
@@ -76,22 +75,13 @@ def cell_summary(trials: pd.DataFrame, *, resamples: int = 2000, seed: int = 0,
     tail = (1.0 - confidence) / 2.0
     rows = []
     for measure in SUMMARY_MEASURES:
-        if measure not in ("trainable_fraction", "best_train_loss") and measure not in trials.columns:
+        if not measure_available(trials, measure):
             continue
         definition = measure_definition(measure)
         units = measure_units(trials, measure)
         for (architecture, depth), group in units.groupby(CELL, sort=True):
             values = group["value"].to_numpy(dtype=float)
-            if definition.binary:
-                from scipy import stats
-
-                successes = values.sum()
-                low, high = stats.beta.ppf([tail, 1 - tail], successes + 0.5, len(values) - successes + 0.5)
-            elif len(values) >= 2:
-                means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-                low, high = np.quantile(means, [tail, 1 - tail])
-            else:
-                low = high = math.nan
+            low, high = mean_interval(values, binary=definition.binary, rng=rng, resamples=resamples, tail=tail)
             rows.append({"measure": measure, "architecture": architecture, "depth": depth,
                          "mean": float(values.mean()), "ci_low": float(low), "ci_high": float(high),
                          "units": len(values)})
@@ -160,7 +150,7 @@ def with_comparison(claims: tuple[Claim, ...], compare: tuple[str, str, str], le
                            key="--compare")
     if level_key(first) == level_key(second):
         raise BadInput(f"compare two different levels, got {first!r} twice", source="command line", key="--compare")
-    changed = tuple(dataclasses.replace(claim, compare_factor=factor,
+    changed = tuple(replace(claim, compare_factor=factor,
                                         compare_levels=(spelled[level_key(first)], spelled[level_key(second)]),
                                         at=tuple(item for item in claim.at if item[0] != factor),
                                         sentence=None)
@@ -246,7 +236,7 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         slopes = slope_table(frame, claims, scientific, paired=paired, settings=settings, seed=seed)
         statements = build_statements(slopes, frame, claims, scientific, paired=paired, settings=settings, seed=seed)
         caveats = data_caveats(frame, claims, scientific, paired=paired, tuner=tuner, boundaries=boundaries,
-                               space=space, target=target, minimum_units=settings.minimum_units)
+                               target=target, minimum_units=settings.minimum_units)
         family = (f"Holm across {len(claims)} claims: the chance of any false decision in this study "
                   f"is at most alpha = {settings.alpha:g}" if len(claims) > 1
                   else f"one claim, tested at alpha = {settings.alpha:g}")

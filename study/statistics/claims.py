@@ -128,6 +128,35 @@ def holm_rows(p_values: np.ndarray) -> np.ndarray:
     return result
 
 
+def family_p_values(p_difference: np.ndarray, p_first: np.ndarray,
+                    one_arm: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Holm-adjusted (difference, intersection-union) p-values of a study's claims, rows = claims (columns =
+    simulated studies, or one column). The intersection-union p of a two-arm claim is the larger of its two
+    p-values (both tests must decide); a one-arm claim has one test, its own slope's. Missing p-values count
+    as 1."""
+    one_arm = np.asarray(one_arm, dtype=bool)[:, None]
+    p_first = np.nan_to_num(np.atleast_2d(np.asarray(p_first, dtype=float)).reshape(len(one_arm), -1), nan=1.0)
+    p_difference = np.nan_to_num(np.atleast_2d(np.asarray(p_difference, dtype=float)).reshape(len(one_arm), -1),
+                                 nan=1.0)
+    difference = np.where(one_arm, p_first, p_difference)
+    union = np.where(one_arm, p_first, np.maximum(p_difference, p_first))
+    return holm_rows(difference.T).T, holm_rows(union.T).T
+
+
+def claim_axes(claims: Sequence[Claim]) -> list[tuple[int, list[Claim]]]:
+    """The distinct axes of a study's claims (factor, levels, scale, comparison, restriction), in claim order:
+    (axis id, the claims along it). Claims on one axis share their units and slope-table rows."""
+    axes: dict[tuple, list[Claim]] = {}
+    for claim in claims:
+        axes.setdefault(axis_key(claim), []).append(claim)
+    return list(enumerate(axes.values()))
+
+
+def axis_key(claim: Claim) -> tuple:
+    return (claim.factor, tuple(map(str, claim.levels)), claim.scale, claim.compare_factor,
+            tuple(map(str, claim.compare_levels or ())), claim.at)
+
+
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm-adjusted p-values of one study's claims (missing p-values count as 1): the family-wise error over
     all claims is at most alpha."""

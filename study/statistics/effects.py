@@ -18,9 +18,9 @@ import pandas as pd
 from scipy import stats
 
 from study.config import Claim
-from study.statistics.claims import arms, claim_columns, claim_units
+from study.statistics.claims import claim_axes, claim_columns, claim_units
 from study.statistics.inference import fixed_effects_slope
-from study.statistics.trials import measure_definition, measure_units
+from study.statistics.trials import measure_available, measure_definition, measure_units
 
 #: The measure every profile adds beside the claim's own: what the factor cost in validation accuracy.
 COST_MEASURE = "best_val_accuracy"
@@ -31,29 +31,30 @@ EFFECT_COLUMNS = ["axis_id", "factor", "axis", "measure", "arm", "stratum", "slo
 
 
 def _axes(claims: Sequence[Claim]) -> list[tuple[int, Claim, list[str]]]:
-    """(axis id, its first claim, the measures to show) per distinct claim axis, in claim order."""
-    seen: dict[tuple, tuple[int, Claim, list[str]]] = {}
-    for claim in claims:
-        key = (claim.factor, tuple(map(str, claim.levels)), claim.scale, claim.compare_factor,
-               tuple(map(str, claim.compare_levels or ())), claim.at)
-        if key not in seen:
-            seen[key] = (len(seen), claim, [])
-        if claim.measure not in seen[key][2]:
-            seen[key][2].append(claim.measure)
-    result = []
-    for axis_id, claim, measures in seen.values():
-        if COST_MEASURE not in measures:
-            measures.append(COST_MEASURE)
-        result.append((axis_id, claim, measures))
-    return result
+    """(axis id, its first claim, the measures to show: its claims' and the cost measure) per claim axis."""
+    return [(axis_id, group[0], list(dict.fromkeys([*(claim.measure for claim in group), COST_MEASURE])))
+            for axis_id, group in claim_axes(claims)]
 
 
 def _units(trials: pd.DataFrame, claim: Claim, measure: str, scientific: Sequence[str]) -> pd.DataFrame:
-    if measure not in ("trainable_fraction", "best_train_loss") and measure not in trials.columns:
+    if not measure_available(trials, measure):
         return pd.DataFrame(columns=["arm", "x", "level", "stratum", "value"])
-    units = claim_units(measure_units(trials, measure, claim_columns(claim, scientific)), claim, scientific)
-    first, second = arms(claim)
-    return units.loc[units["arm"].isin([first, second])]
+    return claim_units(measure_units(trials, measure, claim_columns(claim, scientific)), claim, scientific)
+
+
+def mean_interval(values: np.ndarray, *, binary: bool, rng: np.random.Generator, resamples: int,
+                  tail: float) -> tuple[float, float]:
+    """A cell mean's interval: Jeffreys for 0/1 units (never zero-width where all or none trained), else the
+    percentile bootstrap of the mean; (nan, nan) for a single continuous unit."""
+    if binary:
+        successes = values.sum()
+        low, high = stats.beta.ppf([tail, 1 - tail], successes + 0.5, len(values) - successes + 0.5)
+    elif len(values) >= 2:
+        means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+        low, high = np.quantile(means, [tail, 1 - tail])
+    else:
+        return math.nan, math.nan
+    return float(low), float(high)
 
 
 def factor_profile(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequence[str], *,
@@ -69,14 +70,7 @@ def factor_profile(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Se
             units = _units(trials, claim, measure, scientific)
             for (arm, stratum, level), group in units.groupby(["arm", "stratum", "level"], sort=True):
                 values = group["value"].to_numpy(dtype=float)
-                if binary:
-                    successes = values.sum()
-                    low, high = stats.beta.ppf([tail, 1 - tail], successes + 0.5, len(values) - successes + 0.5)
-                elif len(values) >= 2:
-                    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-                    low, high = np.quantile(means, [tail, 1 - tail])
-                else:
-                    low = high = math.nan
+                low, high = mean_interval(values, binary=binary, rng=rng, resamples=resamples, tail=tail)
                 rows.append({"axis_id": axis_id, "factor": claim.factor, "measure": measure, "arm": arm,
                              "stratum": stratum, "level": level, "x": float(group["x"].iloc[0]),
                              "mean": float(values.mean()), "ci_low": float(low), "ci_high": float(high),
@@ -107,7 +101,6 @@ def factor_effects(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Se
                 slope = fixed_effects_slope(x, np.zeros(len(x)), values)
                 low = high = math.nan
                 if min(len(cell) for *_, cell in levels) >= 2:
-                    replicates = np.empty(resamples)
                     xs = np.concatenate([np.full(len(cell), position) for position, _, cell in levels])
                     centred = xs - xs.mean()
                     sxx = float(centred @ centred)

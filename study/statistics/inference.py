@@ -53,10 +53,6 @@ def depth_axis(depth: np.ndarray | pd.Series) -> np.ndarray:
     return np.log2(values)
 
 
-#: The columns of a normalised unit table.
-UNIT_COLUMNS = ["arm", "x", "level", "stratum", "setting", "value"]
-
-
 def normalise_units(units: pd.DataFrame) -> pd.DataFrame:
     """Units with the columns arm, x, level, stratum (and setting, value when present).
 

@@ -27,16 +27,20 @@ INCONCLUSIVE = "inconclusive"
 STATUSES = (SUPPORTED, CONTRADICTED, OTHER_ARM, INCONCLUSIVE)
 
 
+def _check(supports_sign: int, alpha: float) -> None:
+    if supports_sign not in (-1, 1):
+        raise ValueError(f"supports_sign must be -1 or +1, got {supports_sign!r}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+
+
 def decide(*, difference, p_difference, slope_first, p_first, supports_sign: int, alpha: float):
     """The status of a statement from its two tests; works on scalars and on numpy arrays alike.
 
     ``supports_sign`` is -1 when a negative difference (and a negative first-arm
     slope) supports the statement, +1 when a positive one does.
     """
-    if supports_sign not in (-1, 1):
-        raise ValueError(f"supports_sign must be -1 or +1, got {supports_sign!r}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    _check(supports_sign, alpha)
     difference, p_difference = np.asarray(difference, float), np.asarray(p_difference, float)
     slope_first, p_first = np.asarray(slope_first, float), np.asarray(p_first, float)
     decided = (p_difference < alpha) & np.isfinite(difference) & (difference != 0)
@@ -53,11 +57,17 @@ def decide(*, difference, p_difference, slope_first, p_first, supports_sign: int
 def decide_one_arm(*, slope, p_value, supports_sign: int, alpha: float):
     """The status of a one-arm claim ("dropout narrows the gap of LSTMs"): decided when the slope's two-sided
     p < alpha; supported on the claimed side, contradicted on the other; scalars or arrays alike."""
-    if supports_sign not in (-1, 1):
-        raise ValueError(f"supports_sign must be -1 or +1, got {supports_sign!r}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    _check(supports_sign, alpha)
     slope, p_value = np.asarray(slope, float), np.asarray(p_value, float)
     decided = (p_value < alpha) & np.isfinite(slope) & (slope != 0)
     status = np.where(~decided, INCONCLUSIVE, np.where(np.sign(slope) == supports_sign, SUPPORTED, CONTRADICTED))
     return status.item() if status.ndim == 0 else status
+
+
+def decide_claim(*, one_arm: bool, difference, p_difference, slope_first, p_first, supports_sign: int, alpha: float):
+    """The status of any claim: :func:`decide_one_arm` on the first arm's slope when it compares nothing, else
+    :func:`decide` on both tests. Every caller (slope table, statements, simulations) goes through here."""
+    if one_arm:
+        return decide_one_arm(slope=slope_first, p_value=p_first, supports_sign=supports_sign, alpha=alpha)
+    return decide(difference=difference, p_difference=p_difference, slope_first=slope_first, p_first=p_first,
+                  supports_sign=supports_sign, alpha=alpha)

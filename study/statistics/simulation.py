@@ -18,9 +18,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from study.statistics.claims import holm_rows
+from study.statistics.claims import family_p_values
 from study.statistics.inference import Design, midranks, normalise_units, permutation_p_values
-from study.statistics.rules import INCONCLUSIVE, STATUSES, decide, decide_one_arm
+from study.statistics.rules import INCONCLUSIVE, STATUSES, decide_claim
 
 FIRST, SECOND = "first", "second"
 
@@ -100,7 +100,6 @@ def simulate_values(units: pd.DataFrame, scenario: Scenario, studies: int, rng: 
     normalised units whose arm is 'first'/'second' and whose slopes run along x)."""
     units = normalise_units(units)
     is_first = (units["arm"] == FIRST).to_numpy()
-    depth = units["level"].to_numpy()
     x = units["x"].to_numpy(dtype=float)
     level = np.where(is_first, scenario.level_first, scenario.level_second)
     slope = np.where(is_first, scenario.slope_first, scenario.slope_second)
@@ -128,6 +127,16 @@ def _unpaired_settings(units: pd.DataFrame) -> pd.DataFrame:
     return units.assign(setting=np.arange(len(units)))
 
 
+def _tests(design: Design, ordered: pd.DataFrame, tested: np.ndarray) -> dict:
+    """Both permutation tests of simulated studies (rows of ``tested``), as :func:`decide_claim`'s arguments: a
+    layout without 'second' units is a one-arm claim and has no difference test."""
+    slope_first, p_first = permutation_p_values(design.weights_first, tested)
+    one_arm = not (ordered["arm"] == SECOND).any()
+    difference, p_difference = (None, None) if one_arm else permutation_p_values(design.weights_difference, tested)
+    return {"one_arm": one_arm, "difference": difference, "p_difference": p_difference, "slope_first": slope_first,
+            "p_first": p_first}
+
+
 def status_shares(units: pd.DataFrame, scenario: Scenario, *, paired: bool, supports_sign: int, alpha: float,
                   studies: int, permutations: int, seed: int, rank_based: bool = False) -> dict[str, float]:
     """Share of simulated studies that end in each status, for one unit layout and scenario.
@@ -146,13 +155,7 @@ def status_shares(units: pd.DataFrame, scenario: Scenario, *, paired: bool, supp
     ordered = layout.loc[layout["arm"].isin([FIRST, SECOND])].reset_index(drop=True)
     values = simulate_values(ordered, scenario, studies, rng)
     tested = midranks(values) if rank_based else values
-    slope_first, p_first = permutation_p_values(design.weights_first, tested)
-    if (ordered["arm"] == SECOND).any():
-        difference, p_difference = permutation_p_values(design.weights_difference, tested)
-        statuses = decide(difference=difference, p_difference=p_difference, slope_first=slope_first,
-                          p_first=p_first, supports_sign=supports_sign, alpha=alpha)
-    else:
-        statuses = decide_one_arm(slope=slope_first, p_value=p_first, supports_sign=supports_sign, alpha=alpha)
+    statuses = decide_claim(**_tests(design, ordered, tested), supports_sign=supports_sign, alpha=alpha)
     shares = {status: float(np.mean(statuses == status)) for status in STATUSES}
     shares["decided"] = 1.0 - shares[INCONCLUSIVE]
     shares["studies"] = float(studies)
@@ -301,35 +304,21 @@ def family_error_rate(layouts: Sequence[pd.DataFrame], *, alpha: float = 0.05, s
     the case where unadjusted tests add up their error rates). Uses the verdict's own decision rules."""
     rng = np.random.default_rng(seed)
     null = Scenario("null", setting_sd=setting_sd)
-    raw, union, rows = [], [], []
+    claims = []
     for index, layout in enumerate(layouts):
         layout = normalise_units(layout)
         design = Design.build(layout, FIRST, SECOND, permutations=permutations, seed=seed + 1 + index, paired=True)
         ordered = layout.loc[layout["arm"].isin([FIRST, SECOND])].reset_index(drop=True)
-        values = simulate_values(ordered, null, studies, rng)
-        slope_first, p_first = permutation_p_values(design.weights_first, values)
-        if (ordered["arm"] == SECOND).any():
-            difference, p_difference = permutation_p_values(design.weights_difference, values)
-            statuses = decide(difference=difference, p_difference=p_difference, slope_first=slope_first,
-                              p_first=p_first, supports_sign=-1, alpha=alpha)
-            rows.append((difference, p_difference, slope_first, p_first))
-            union.append(np.maximum(p_difference, p_first))
-        else:
-            statuses = decide_one_arm(slope=slope_first, p_value=p_first, supports_sign=-1, alpha=alpha)
-            rows.append((None, None, slope_first, p_first))
-            union.append(p_first)
-        raw.append(statuses != INCONCLUSIVE)
+        claims.append(_tests(design, ordered, simulate_values(ordered, null, studies, rng)))
+    raw = [decide_claim(**tests, supports_sign=-1, alpha=alpha) != INCONCLUSIVE for tests in claims]
     any_raw = np.any(np.vstack(raw), axis=0)
-    differences = holm_rows(np.vstack([row[1] if row[1] is not None else row[3] for row in rows]).T).T
-    unions = holm_rows(np.vstack(union).T).T
-    decided = []
-    for claim, (difference, p_difference, slope, _p) in enumerate(rows):
-        if p_difference is None:
-            statuses = decide_one_arm(slope=slope, p_value=unions[claim], supports_sign=-1, alpha=alpha)
-        else:
-            statuses = decide(difference=difference, p_difference=differences[claim], slope_first=slope,
-                              p_first=unions[claim], supports_sign=-1, alpha=alpha)
-        decided.append(statuses != INCONCLUSIVE)
+    one_arm = [tests["one_arm"] for tests in claims]
+    nothing = np.full(studies, np.nan)
+    differences, unions = family_p_values(
+        np.vstack([nothing if tests["one_arm"] else tests["p_difference"] for tests in claims]),
+        np.vstack([tests["p_first"] for tests in claims]), one_arm)
+    decided = [decide_claim(**{**tests, "p_difference": differences[index], "p_first": unions[index]},
+                            supports_sign=-1, alpha=alpha) != INCONCLUSIVE for index, tests in enumerate(claims)]
     any_holm = np.any(np.vstack(decided), axis=0)
     return {"claims": float(len(layouts)), "studies": float(studies), "any_decided_unadjusted": float(any_raw.mean()),
             "any_decided_holm": float(any_holm.mean())}

@@ -156,6 +156,11 @@ def tuning_units(trials: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def measure_available(trials: pd.DataFrame, measure: str) -> bool:
+    """Whether the trial frame holds what ``measure`` is computed from (the two trainability measures always)."""
+    return measure in ("trainable_fraction", "best_train_loss") or measure in trials.columns
+
+
 def measure_units(trials: pd.DataFrame, measure: str, columns: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """The units of one measure: rows architecture, depth, setting, value (missing values dropped), plus the
     trial columns named in ``columns`` (the factors of a claim)."""

@@ -16,18 +16,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from study.config import AnalysisConfig, Claim
-from study.statistics.claims import (ALL, NONE, arms, claim_columns, claim_text, claim_units, holm,
-                                     stratum_names)
+from study.statistics.claims import (ALL, arms, axis_key, claim_axes, claim_columns, claim_units,
+                                     family_p_values, strata_of, stratum_names)
 from study.statistics.inference import compare_slopes
-from study.statistics.rules import CONTRADICTED, INCONCLUSIVE, OTHER_ARM, SUPPORTED, decide, decide_one_arm
+from study.statistics.rules import CONTRADICTED, INCONCLUSIVE, OTHER_ARM, SUPPORTED, decide_claim
 from study.statistics.simulation import study_calibration, units_needed
-from study.statistics.trials import MEASURES, measure_definition, measure_units
+from study.statistics.trials import MEASURES, measure_available, measure_definition, measure_units
 
-__all__ = ["ArmSlope", "Statement", "Verdict", "claim_text", "slope_table", "build_statements", "data_caveats",
+__all__ = ["ArmSlope", "Statement", "Verdict", "slope_table", "build_statements", "data_caveats",
            "empty_slopes", "number"]
 
 
@@ -115,11 +114,6 @@ def _p(value: float) -> str:
     return "n/a" if not math.isfinite(value) else (f"{value:.3f}" if value >= 0.001 else "< 0.001")
 
 
-def _axis_key(claim: Claim) -> tuple:
-    return (claim.factor, tuple(map(str, claim.levels)), claim.scale, claim.compare_factor,
-            tuple(map(str, claim.compare_levels or ())), claim.at)
-
-
 def arm_name(claim: Claim, label: str) -> str:
     """An arm in words: LSTM for an architecture, 'weight_decay_type adamw' for another factor."""
     if label == ALL:
@@ -135,15 +129,12 @@ def slope_table(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Seque
     status at the unadjusted alpha. Claims along the same axis (factor, levels, compared levels, at) share rows;
     ``primary`` marks the measures some claim is about."""
     rows = []
-    axes: dict[tuple, list[Claim]] = {}
-    for claim in claims:
-        axes.setdefault(_axis_key(claim), []).append(claim)
-    for axis_index, group in enumerate(axes.values()):
+    for axis_index, group in claim_axes(claims):
         claim = group[0]
         first, second = arms(claim)
         signs = {item.measure: item.supports_sign for item in group}
         for definition in MEASURES:
-            if definition.name not in ("trainable_fraction", "best_train_loss") and definition.name not in trials.columns:
+            if not measure_available(trials, definition.name):
                 continue
             units = claim_units(measure_units(trials, definition.name, claim_columns(claim, scientific)), claim,
                                 scientific)
@@ -151,13 +142,9 @@ def slope_table(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Seque
                                         permutations=settings.permutations, seed=seed,
                                         rank_based=definition.rank_based, binary=definition.binary)
             sign = signs.get(definition.name, definition.supports_sign)
-            if claim.compare_levels is None:
-                status = decide_one_arm(slope=comparison.slope_first, p_value=comparison.p_first,
-                                        supports_sign=sign, alpha=settings.alpha)
-            else:
-                status = decide(difference=comparison.difference, p_difference=comparison.p_difference,
-                                slope_first=comparison.slope_first, p_first=comparison.p_first,
-                                supports_sign=sign, alpha=settings.alpha)
+            status = decide_claim(one_arm=claim.compare_levels is None, difference=comparison.difference,
+                                  p_difference=comparison.p_difference, slope_first=comparison.slope_first,
+                                  p_first=comparison.p_first, supports_sign=sign, alpha=settings.alpha)
             rows.append({"axis_id": axis_index, "factor": claim.factor, "axis": claim.axis_text,
                          "measure": definition.name, "question": definition.question,
                          "primary": definition.name in signs,
@@ -234,35 +221,21 @@ def _arm_slope(row: pd.Series | None, label: str, arm: str) -> ArmSlope:
                     int(row[f"depths_{label}"]))
 
 
-def _family_p_values(rows: list[pd.Series | None], claims: Sequence[Claim]) -> tuple[np.ndarray, np.ndarray]:
-    """Holm-adjusted (difference, intersection-union) p-values of every claim. The intersection-union p of a
-    two-arm claim is the larger of its two p-values (both tests must decide); of a one-arm claim, its own."""
-    difference, union = [], []
-    for row, claim in zip(rows, claims):
-        if row is None:
-            difference.append(1.0)
-            union.append(1.0)
-        elif claim.compare_levels is None:
-            difference.append(float(row["p_first"]))
-            union.append(float(row["p_first"]))
-        else:
-            difference.append(float(row["p_difference"]))
-            union.append(max(float(row["p_difference"]), float(row["p_first"])))
-    return holm(difference), holm(union)
-
-
 def build_statements(slopes: pd.DataFrame, trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequence[str],
                      *, paired: bool, settings: AnalysisConfig, seed: int = 0) -> tuple[Statement, ...]:
     """Every claim's statement from its measure's row of the slope table, Holm-adjusted across the claims, with
     its calibration and the settings per cell that would decide it."""
-    axis_ids = {}
-    for claim in claims:
-        axis_ids.setdefault(_axis_key(claim), len(axis_ids))
+    axis_ids = {axis_key(group[0]): axis_id for axis_id, group in claim_axes(claims)}
     rows: list[pd.Series | None] = []
     for claim in claims:
-        match = slopes.loc[(slopes["axis_id"] == axis_ids[_axis_key(claim)]) & (slopes["measure"] == claim.measure)]
+        match = slopes.loc[(slopes["axis_id"] == axis_ids[axis_key(claim)]) & (slopes["measure"] == claim.measure)]
         rows.append(None if match.empty else match.iloc[0])
-    adjusted_difference, adjusted_union = _family_p_values(rows, claims)
+    missing = [row is None for row in rows]
+    adjusted_difference, adjusted_union = family_p_values(
+        [math.nan if gone else row["p_difference"] for row, gone in zip(rows, missing)],
+        [math.nan if gone else row["p_first"] for row, gone in zip(rows, missing)],
+        [claim.compare_levels is None for claim in claims])
+    adjusted_difference, adjusted_union = adjusted_difference[:, 0], adjusted_union[:, 0]
     family = len(claims)
     statements = []
     for index, (claim, row) in enumerate(zip(claims, rows)):
@@ -287,16 +260,11 @@ def _statement(claim: Claim, row: pd.Series | None, trials: pd.DataFrame, scient
         return Statement(label, claim.text, INCONCLUSIVE, claim.measure, _arm_slope(None, "first", first),
                          _arm_slope(None, "second", second), math.nan, math.nan, math.nan, math.nan,
                          f"{claim.measure} was not measured.", rule, "", "", **common)
-    if one_arm:
-        status = decide_one_arm(slope=float(row["slope_first"]), p_value=adjusted_union,
-                                supports_sign=claim.supports_sign, alpha=settings.alpha)
-    else:
-        status = decide(difference=float(row["difference"]), p_difference=adjusted_difference,
-                        slope_first=float(row["slope_first"]), p_first=adjusted_union,
-                        supports_sign=claim.supports_sign, alpha=settings.alpha)
-    arm = {"first": _arm_slope(row, "first", arms(claim)[0]), "second": _arm_slope(row, "second", arms(claim)[1])}
+    status = decide_claim(one_arm=one_arm, difference=float(row["difference"]), p_difference=adjusted_difference,
+                          slope_first=float(row["slope_first"]), p_first=adjusted_union,
+                          supports_sign=claim.supports_sign, alpha=settings.alpha)
+    arm = {"first": _arm_slope(row, "first", first), "second": _arm_slope(row, "second", second)}
     units = claim_units(measure_units(trials, claim.measure, claim_columns(claim, scientific)), claim, scientific)
-    units = units.loc[units["arm"].isin([first, second])]
     enough = arm["first"].depths >= 2 and (one_arm or arm["second"].depths >= 2)
     calibration_text, false_positive, power = "", math.nan, math.nan
     if settings.calibration_studies > 0 and enough:
@@ -343,7 +311,7 @@ def _statement(claim: Claim, row: pd.Series | None, trials: pd.DataFrame, scient
 
 
 def data_caveats(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequence[str], *, paired: bool,
-                 tuner: str | None, boundaries: pd.DataFrame | None, space: dict | None, target: float,
+                 tuner: str | None, boundaries: pd.DataFrame | None, target: float,
                  minimum_units: int = 3) -> list[str]:
     """Caveats the data show: unpaired draws, boundary optima, non-training trials, censoring, thin cells,
     strata."""
@@ -366,9 +334,7 @@ def data_caveats(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequ
             caveats.append(f"{claim.measure} ({claim.label or f'claim {index + 1}'}) rests on fewer than "
                            f"{minimum_units} units in: " + "; ".join(sorted(thin))
                            + "; those cells' means and the slopes through them are fragile.")
-    compared = trials
-    strata = sorted({name for claim in claims for name in scientific
-                     if name not in (claim.factor, claim.compare_factor)})
+    strata = sorted({name for claim in claims for name in strata_of(claim, scientific)})
     if strata:
         caveats.append(f"Other scientific hyperparameters also vary ({', '.join(strata)}): each claim's slopes are "
                        "read within each of their levels (fixed effects), and permutations stay within them.")
@@ -384,7 +350,7 @@ def data_caveats(trials: pd.DataFrame, claims: Sequence[Claim], scientific: Sequ
             cell = f"{row.get('architecture', '?')} depth {row.get('depth', '?')}"
             caveats.append(f"{cell}: best {row['hyperparameter']} = {row['value']} lies on the {row.get('edge', '')} "
                            f"edge of {row.get('search_range', 'its range')}; the optimum may lie outside it.")
-    tune = compared.loc[compared["phase"] == "tune"]
+    tune = trials.loc[trials["phase"] == "tune"]
     for label in ("diverged", "crashed", "failed to train"):
         rows = tune.loc[tune["classification"] == label]
         if len(rows):
