@@ -30,8 +30,8 @@ import fcntl
 import io
 import json
 import math
-import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,7 @@ from study.config import MAX_DEPTH, MAX_EPOCHS, ROLES, AnalysisConfig
 from study.errors import BadInput
 from study.figures import build_figures
 from study.html_report import render_html
-from study.index_report import build_index
+from study.index_report import build_index, current_umask
 from study.markdown import ReportContext, render_markdown
 from study.statistics.analysis import Analysis, analyse
 from study.statistics.summaries import CLASS_REQUIRED_COLUMNS, hyperparameters_with_role
@@ -607,12 +607,6 @@ def write_report(analysis: Analysis, directory: Path, *, partial_note: str | Non
     return directory / REPORT_FILE
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def replace_directory(new: Path, target: Path) -> None:
     """Put the finished directory ``new`` in place of ``target``: the old one is renamed away, the new one
     renamed in, then the old one deleted. Both renames stay in one parent directory, so each is atomic; if
@@ -693,11 +687,15 @@ def build_report(run_dir: Path, report_dir: Path, *, compare: Sequence[str] | No
         raise BadInput(f"cannot create the report there ({error.strerror or error})",
                        source=str(report_dir.parent)) from None
     try:
-        building.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a report directory is not
+        building.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; a report directory is not
         write_report(analysis, building, partial_note=partial_note)
         replace_directory(building, report_dir)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    build_index(report_dir.parent)  # every report build refreshes the index of all answers
+    try:  # every report build refreshes the index of all answers; the report itself is in place already
+        build_index(report_dir.parent)
+    except OSError as error:
+        print(f"study: warning: the report was written but {report_dir.parent}/index.md and index.html were not "
+              f"rebuilt ({error.strerror or error}); run make report-index", file=sys.stderr)
     return report_dir / REPORT_FILE

@@ -228,3 +228,18 @@ def test_index_opens_in_headless_chromium_with_the_script_shown_not_run(reports:
     assert re.search(r"<script", dom, flags=re.IGNORECASE) is None
     assert 'href="dropout/report.html"' in dom
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_the_index_files_get_the_usual_permissions_not_private_ones(tmp_path):
+    import os
+    import stat
+
+    from study.index_report import build_index
+
+    previous = os.umask(0o022)
+    try:
+        markdown, page = build_index(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(markdown.stat().st_mode) == 0o644
+    assert stat.S_IMODE(page.stat().st_mode) == 0o644
