@@ -3,6 +3,8 @@
 1. A recorded trial (the study's tuner, inference-mode train/validation scores every
    epoch, test at the best epoch) against a bare ``model.fit`` of the same model, data
    and epochs with ``validation_data`` (goal: ratio <= 1.15).
+   And the same trials with per-layer gradient norms recorded (``record_gradients``) against without
+   (goal: at most 10% more time).
 2. ``make demo``'s run and report time (goal: under 5 minutes on 2 CPU cores).
 3. Rebuilding the report of a study with 100,000 epoch rows (goal: under 30 s).
 4. Building all MIT-BIH beats cold (goal: under 30 s) and loading them cached (goal: under 2 s).
@@ -23,13 +25,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _space(architecture: str, depth: int, epochs: int):
+def _space(architecture: str, depth: int, epochs: int, *, trials: int = 1, record_gradients: bool = False):
     from study.config import space_from_dict
 
     return space_from_dict({
         "name": "bench",
         "dataset": {"name": "synthetic_ecg", "parameters": {"n_strips": 1000, "length": 140}},
-        "tuner": {"name": "random", "trials_per_cell": 1, "seed": 1},
+        "tuner": {"name": "quasi_random", "trials_per_cell": trials, "seed": 1},
+        "training": {"record_gradients": record_gradients},
         "repeats": {"seeds": 0},
         "hyperparameters": {
             "architecture": {"role": "scientific", "values": [architecture]},
@@ -80,6 +83,26 @@ def bench_recording(architecture: str, depth: int, epochs: int, repeats: int) ->
     return {"bare_fit_s": statistics.median(bare), "bare_fit_no_validation_s": statistics.median(
         bare_without_validation), "recorded_trial_s": recorded_s, "ratio": recorded_s / statistics.median(bare),
         "ratio_no_validation": recorded_s / statistics.median(bare_without_validation)}
+
+
+def bench_gradients(architecture: str, depth: int, epochs: int, trials: int = 2) -> dict[str, float]:
+    """Wall time of one cell's ``trials`` trials with and without per-layer gradient norms.
+
+    A cell's trials share one compiled gradient function (the same variables), so the first trial pays the
+    tracing and later ones do not; the ratio over a cell's trials is what a study pays.
+    """
+    from study.datasets import load_dataset
+    from study.runner import run_study
+
+    timings = {}
+    for record in (False, True):
+        space = _space(architecture, depth, epochs, trials=trials, record_gradients=record)
+        dataset = load_dataset("synthetic_ecg", dict(space.dataset.parameters))
+        with tempfile.TemporaryDirectory() as directory:
+            start = time.perf_counter()
+            run_study(space, runs_dir=Path(directory), overwrite=True, dataset=dataset, verbose=False)
+            timings[record] = time.perf_counter() - start
+    return {"without_s": timings[False], "with_s": timings[True], "ratio": timings[True] / timings[False]}
 
 
 def bench_demo() -> float:
@@ -171,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['recorded_trial_s']:.2f} s; bare fit with validation_data {result['bare_fit_s']:.2f} s "
               f"-> ratio {result['ratio']:.3f} (goal <= 1.15); bare fit without validation "
               f"{result['bare_fit_no_validation_s']:.2f} s -> ratio {result['ratio_no_validation']:.3f}", flush=True)
+    for architecture, depth in (("lstm", 2), ("lstm", 8), ("cnn", 4)):
+        result = bench_gradients(architecture, depth, arguments.epochs)
+        print(f"gradient norms {architecture} depth {depth}, 2 trials of {arguments.epochs} epochs, 1,000 strips: "
+              f"{result['with_s']:.2f} s with, {result['without_s']:.2f} s without -> ratio {result['ratio']:.3f} "
+              "(goal <= 1.10)", flush=True)
     rebuild = bench_report(100_000)
     print(f"report rebuild, 100,000 epoch rows: {rebuild:.2f} s (goal < 30 s)", flush=True)
     mitdb = bench_mitdb()

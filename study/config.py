@@ -39,6 +39,8 @@ MAX_WIDTH = 4096
 MAX_KERNEL_SIZE = 1024
 MAX_TRIALS_PER_CELL = 10_000
 MAX_REPEAT_SEEDS = 1000
+MAX_CLIPNORM = 1.0e6
+MAX_PARAMETER_BUDGET = 10**9
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,11 @@ HYPERPARAMETERS: dict[str, HyperparameterKind] = {
                                             description="'l2' kernel penalty or 'adamw' decoupled decay"),
     "learning_rate": HyperparameterKind(float, 1e-3, minimum=0.0, minimum_exclusive=True, maximum=MAX_LEARNING_RATE,
                                         description="Adam(W) step size"),
+    "clipnorm": HyperparameterKind(float, 0.0, minimum=0.0, maximum=MAX_CLIPNORM,
+                                   description="gradient-norm clipping of every weight's gradient (0: no clipping)"),
+    "parameter_budget": HyperparameterKind(int, 0, minimum=0, maximum=MAX_PARAMETER_BUDGET,
+                                           description="match each cell's width to this parameter count within 5% "
+                                                       "(0: the width as given); width.match_parameters sets it"),
     "epochs": HyperparameterKind(int, 20, minimum=1, maximum=MAX_EPOCHS, description="training epochs per trial"),
     "batch_size": HyperparameterKind(int, 64, minimum=1, maximum=MAX_BATCH_SIZE,
                                      description="examples per gradient step"),
@@ -96,10 +103,14 @@ HYPERPARAMETERS: dict[str, HyperparameterKind] = {
 
 _SPEC_KEYS = ("role", "value", "values", "min", "max", "step", "log")
 _TOP_KEYS = ("name", "dataset", "tuner", "training", "repeats", "analysis", "claims", "hyperparameters")
-_CLAIM_KEYS = ("factor", "measure", "direction", "compare", "levels", "at", "scale", "sentence")
+_CLAIM_KEYS = ("factor", "measure", "direction", "compare", "levels", "at", "scale", "sentence", "explanation")
 #: What a claim may be about: the measures of study.statistics.trials.MEASURES (checked there at import).
 CLAIM_MEASURES = ("trainable_fraction", "best_train_loss", "epochs_to_target", "gap_at_target",
-                  "gap_growth_after_target", "best_epoch", "overfit_onset", "gap_at_best", "best_val_accuracy")
+                  "gap_growth_after_target", "best_epoch", "overfit_onset", "gap_at_best", "best_val_accuracy",
+                  "gradient_ratio")
+#: The five explanations of why ECG papers stack LSTMs 2-4 deep and CNNs 10-15 deep; a claim may say which one
+#: it tests (the report's "Why?" section groups claims by it).
+EXPLANATIONS = ("vanishing_gradients", "overfitting", "receptive_field", "parameters", "gating")
 CLAIM_DIRECTIONS = ("increases", "decreases")
 #: The x of a claim's slope: log2 (per doubling), linear (per unit) or rank (0, 1, 2, ... in the listed order).
 CLAIM_SCALES = ("log2", "linear", "rank")
@@ -107,7 +118,7 @@ CLAIM_SCALES = ("log2", "linear", "rank")
 LOG2_FACTORS = ("depth", "width", "batch_size", "kernel_size", "learning_rate")
 _DATASET_KEYS = ("name", "parameters")
 _TUNER_KEYS = ("name", "trials_per_cell", "seed", "hyperband_factor", "hyperband_iterations", "max_consecutive_failures")
-_TRAINING_KEYS = ("train_eval_size", "class_weights")
+_TRAINING_KEYS = ("train_eval_size", "class_weights", "record_gradients")
 _REPEATS_KEYS = ("seeds",)
 _ANALYSIS_KEYS = ("trained_above_chance", "onset_tolerance", "train_fall_fraction", "target_train_loss",
                   "target_quantile", "alpha", "permutations", "calibration_studies", "minimum_units")
@@ -166,10 +177,12 @@ class TunerConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How trials are trained and evaluated: the inference-mode train subset size and class weighting."""
+    """How trials are trained and evaluated: the inference-mode train subset size, class weighting, and
+    whether every epoch records per-layer gradient norms (``runs/<study>/gradients.csv``)."""
 
     train_eval_size: int | None = None  # None: the size of the validation split
     class_weights: bool = False
+    record_gradients: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,6 +260,7 @@ class Claim:
     at: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     sentence: str | None = None
     label: str | None = None
+    explanation: str | None = None
 
     @property
     def supports_sign(self) -> int:
@@ -291,6 +305,8 @@ class Claim:
             result["at"] = {name: list(values) for name, values in self.at}
         if self.sentence:
             result["sentence"] = self.sentence
+        if self.explanation:
+            result["explanation"] = self.explanation
         return result
 
 
@@ -437,7 +453,8 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
     if top["hyperparameters"] is None:
         raise BadInput("is null; give a mapping of the hyperparameters to their roles", source=source,
                        key="hyperparameters")
-    raw = _mapping(top["hyperparameters"], source, "hyperparameters", tuple(HYPERPARAMETERS))
+    raw = dict(_mapping(top["hyperparameters"], source, "hyperparameters", tuple(HYPERPARAMETERS)))
+    _expand_match_parameters(raw, source)
     specs = {}
     for hp_name, kind in HYPERPARAMETERS.items():
         if hp_name in raw:
@@ -459,6 +476,30 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
     )
     _check_combination(space)
     return space
+
+
+def _expand_match_parameters(raw: dict[str, Any], source: str) -> None:
+    """``width: {role: fixed, match_parameters: N}`` means: solve every cell's width for N parameters.
+
+    It is written as the ``parameter_budget`` hyperparameter (fixed at N), which a space may also make
+    scientific to compare matched widths (level 0) with matched parameter counts in one study.
+    """
+    width = raw.get("width")
+    if not isinstance(width, dict) or "match_parameters" not in width:
+        return
+    key = "hyperparameters.width.match_parameters"
+    extra = sorted(str(name) for name in width if name not in ("role", "match_parameters"))
+    if width.get("role") != "fixed" or extra:
+        raise BadInput("match_parameters goes with role fixed and nothing else, e.g. "
+                       "{role: fixed, match_parameters: 50000}; got " + repr(dict(width)), source=source, key=key)
+    if "parameter_budget" in raw:
+        raise BadInput("give either width.match_parameters or parameter_budget, not both", source=source, key=key)
+    budget = width["match_parameters"]
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_PARAMETER_BUDGET:
+        raise BadInput(f"expected a parameter count, an integer in [1, {MAX_PARAMETER_BUDGET}], got {budget!r}",
+                       source=source, key=key)
+    del raw["width"]
+    raw["parameter_budget"] = {"role": "fixed", "value": budget}
 
 
 def with_overrides(space: SearchSpace, *, name: str | None = None, dataset: str | None = None,
@@ -622,10 +663,12 @@ def _training_config(section: dict[str, Any], source: str) -> TrainingConfig:
     size = section.get("train_eval_size")
     if size is not None:
         size = _integer(size, source, "training.train_eval_size", minimum=1)
-    class_weights = section.get("class_weights", False)
-    if not isinstance(class_weights, bool):
-        raise BadInput(f"expected true or false, got {class_weights!r}", source=source, key="training.class_weights")
-    return TrainingConfig(train_eval_size=size, class_weights=class_weights)
+    flags = {}
+    for flag in ("class_weights", "record_gradients"):
+        flags[flag] = section.get(flag, False)
+        if not isinstance(flags[flag], bool):
+            raise BadInput(f"expected true or false, got {flags[flag]!r}", source=source, key=f"training.{flag}")
+    return TrainingConfig(train_eval_size=size, **flags)
 
 
 def _check_value(name: str, value: Any, kind: HyperparameterKind, source: str, key: str) -> Any:
@@ -839,7 +882,11 @@ def parse_claims(raw: Any, scientific: Mapping[str, tuple[Any, ...]], source: st
         sentence = section.get("sentence")
         if sentence is not None and (not isinstance(sentence, str) or not sentence.strip()):
             raise BadInput(f"expected a sentence (text), got {sentence!r}", source=source, key=f"{prefix}.sentence")
+        explanation = section.get("explanation")
+        if explanation is not None:
+            check_choice(explanation, EXPLANATIONS, source=source, key=f"{prefix}.explanation")
         claims.append(Claim(factor=factor, measure=section["measure"], direction=section["direction"],
                             levels=levels, scale=scale, compare_factor=compare_factor, compare_levels=compare_levels,
-                            at=tuple(at), sentence=" ".join(sentence.split()) if sentence else None))
+                            at=tuple(at), sentence=" ".join(sentence.split()) if sentence else None,
+                            explanation=explanation))
     return tuple(claims)

@@ -6,6 +6,9 @@ means, no intervals, no selection of winners. :func:`build_figures` lays the
 panels out and returns the figures by name; it writes nothing (study.report
 saves them). Every figure of :data:`FIGURE_NAMES` is always returned: a panel
 whose data are missing says "not enough data: ..." instead of disappearing.
+After them comes one dynamic family: ``why_<explanation>`` (see
+:func:`why_figure_names`), one figure per explanation of
+:data:`study.config.EXPLANATIONS` that some claim of the study is tagged with.
 Figures are :class:`matplotlib.figure.Figure` objects with the Agg canvas, so no
 window, no pyplot state and no display are needed.
 """
@@ -27,6 +30,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from study.statistics.classification import CLASSES, CRASHED, DIVERGED, FAILED_TO_TRAIN, FITTING, OVERFITTING  # noqa: E402
+from study.statistics.explanations import (EXPLANATION_DETAILS, GRADIENT_PROFILE_COLUMNS, WHY_FIGURE_PREFIX,  # noqa: E402
+                                           explanation_axes)
 from study.statistics.trials import PRIMARY_MEASURES, measure_units  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +62,25 @@ FIGURE_CAPTIONS = {
                "of which setting won the tuning.",
 }
 
+#: The caption of a ``why_<explanation>`` figure (the explanation's name fills in).
+WHY_CAPTION = ("What the claims tagged with {explanation} measured: each claim's measure against its factor, one line "
+               "per compared level (or stratum), means over tuning trials with their 95% intervals.")
+#: ... and of why_vanishing_gradients, whose first panel is the gradient profile when gradients were recorded.
+WHY_GRADIENT_CAPTION = ("Gradient ratio per cell against depth: mean over tuning trials of log10(first-layer / "
+                        "last-hidden-layer kernel gradient norm, median over the epochs) with its 95% interval, one line "
+                        "per architecture (dashed: 0, equal norms; below 0 the gradient reaching the first layer is "
+                        "smaller, -1 ten times smaller); then each tagged claim's measure against its factor.")
+
+
+def figure_caption(name: str) -> str:
+    """The caption of any figure :func:`build_figures` returns."""
+    if name.startswith(WHY_FIGURE_PREFIX):
+        explanation = name[len(WHY_FIGURE_PREFIX):]
+        return WHY_GRADIENT_CAPTION if explanation == "vanishing_gradients" else WHY_CAPTION.format(
+            explanation=explanation)
+    return FIGURE_CAPTIONS.get(name, name.replace("_", " "))
+
+
 _MEASURE_LABELS = {
     "gap_at_target": "gap at matched progress (nats)",
     "gap_growth_after_target": "gap growth after target (nats/epoch)",
@@ -70,6 +94,7 @@ _MEASURE_LABELS = {
     "final_gap": "final gap (nats)",
     "test_accuracy": "test accuracy",
     "best_val_accuracy": "best validation accuracy",
+    "gradient_ratio": "log10 gradient ratio (first / last hidden)",
 }
 _CLASS_COLOURS = {FITTING: "#2ca02c", OVERFITTING: "#ff7f0e", FAILED_TO_TRAIN: "#9e9e9e", DIVERGED: "#9467bd",
                   CRASHED: "#262626"}
@@ -171,6 +196,46 @@ def plot_gap_vs_depth(units: pd.DataFrame, summary: pd.DataFrame, ax: Axes, *, m
     ax.set_title(title)
     ax.grid(alpha=0.3)
     _legend(ax, title="architecture", loc="best")
+
+
+def plot_gradient_profile(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any] | None = None) -> None:
+    """Mean gradient ratio per cell against depth with its interval, one line per architecture (and level of
+    the other scientific factors), a dashed line at 0 (equal gradient norms at the first and the last hidden
+    layer). ``frame``: the analysis' ``gradient_profile`` table."""
+    rows = frame.loc[pd.to_numeric(frame["gradient_ratio_mean"], errors="coerce").notna()] if not frame.empty \
+        else frame
+    if rows.empty:
+        not_enough_data(ax, "no tuning trial has a finite gradient ratio (gradients.csv)", title="gradient ratio")
+        return
+    extra = _extra_factors(rows, ("architecture", "depth", *GRADIENT_PROFILE_COLUMNS))
+    series = rows["architecture"].astype(str).str.upper() if "architecture" in rows.columns \
+        else pd.Series("all", index=rows.index)
+    if extra:
+        series = series + " (" + rows.apply(lambda row: _cell_label(row, extra), axis=1) + ")"
+    rows = rows.assign(series=series.to_numpy())
+    names = sorted(rows["series"].unique())
+    if palette and not extra:  # the study's architecture colours, keyed by the upper-case line names
+        colours = {name: palette.get(name.lower(), palette.get(name)) for name in names}
+    else:
+        colours = dict(zip(names, sns.color_palette("colorblind" if len(names) <= 10 else "tab20", len(names))))
+    shown = rows.assign(
+        x=[float(depth) * _shift(names, name) for depth, name in zip(rows["depth"], rows["series"])],
+        mean=rows["gradient_ratio_mean"].astype(float),
+        low=(rows["gradient_ratio_mean"].astype(float) - rows["gradient_ratio_low"].astype(float)).clip(lower=0)
+        .fillna(0.0),
+        high=(rows["gradient_ratio_high"].astype(float) - rows["gradient_ratio_mean"].astype(float)).clip(lower=0)
+        .fillna(0.0)).sort_values(["series", "x"])
+    sns.lineplot(data=shown, x="x", y="mean", hue="series", hue_order=names, palette=colours, marker="o", ax=ax,
+                 errorbar=None, lw=1.8)
+    for name, group in shown.groupby("series", sort=True):
+        ax.errorbar(group["x"], group["mean"], yerr=[group["low"], group["high"]], fmt="none", capsize=4,
+                    color=colours.get(name), lw=1)
+    ax.axhline(0.0, color="grey", lw=1, ls="--")
+    _depth_axis(ax, rows["depth"])
+    ax.set_ylabel(measure_label("gradient_ratio"))
+    ax.set_title("gradient ratio per cell (below 0: smaller at the first layer)", fontsize=9)
+    ax.grid(alpha=0.3)
+    _legend(ax, title="architecture", fontsize=7)
 
 
 def plot_class_shares(counts: pd.DataFrame, ax: Axes, *, phase: str = "tune") -> None:
@@ -515,11 +580,9 @@ def plot_profile(rows: pd.DataFrame, ax: Axes, *, palette: Mapping[str, Any], ti
     _legend(ax, title=None)
 
 
-def claim_profiles_figure(analysis: Analysis) -> Figure:
-    profile = _table(analysis, "factor_profile")
-    if profile.empty:
-        reason = analysis.no_verdict_reason or "no claim has units at two levels of its factor"
-        return _single(str(reason), "claim profiles")
+def _profile_panels(profile: pd.DataFrame) -> tuple[list[tuple[pd.DataFrame, str, str, str]], dict[str, Any]]:
+    """The panels of factor_profile rows: (rows, title, hue, factor) per claim axis, measure and (for a
+    two-arm axis) stratum, and one palette for them all."""
     one_arm = profile.groupby("axis_id")["arm"].transform(lambda arms: bool((arms.astype(str) == "all").all()))
     profile = profile.assign(one_arm_axis=one_arm.astype(bool),
                              panel_stratum=np.where(one_arm.astype(bool), "", profile["stratum"].astype(str)))
@@ -529,15 +592,71 @@ def claim_profiles_figure(analysis: Analysis) -> Figure:
     palette = {**dict(zip(strata, sns.color_palette("colorblind" if len(strata) <= 10 else "tab20",
                                                   max(len(strata), 1)))),
                **architecture_palette(arms)}
-    figure, axes = _panels(len(panels), 4.0, 3.0)
-    for ax, panel in zip(axes, panels.itertuples(index=False)):
+    result = []
+    for panel in panels.itertuples(index=False):
         rows = profile.loc[(profile["axis_id"] == panel.axis_id) & (profile["measure"] == panel.measure)
                            & (profile["panel_stratum"] == panel.panel_stratum)]
         where = f" ({panel.panel_stratum})" if panel.panel_stratum else ""
-        plot_profile(rows, ax, palette=palette, title=f"{panel.measure} vs {panel.factor}{where}",
-                     hue="stratum" if panel.one_arm_axis else "arm")
-        ax.set_xlabel(str(panel.factor))
+        result.append((rows, f"{panel.measure} vs {panel.factor}{where}",
+                       "stratum" if panel.one_arm_axis else "arm", str(panel.factor)))
+    return result, palette
+
+
+def claim_profiles_figure(analysis: Analysis) -> Figure:
+    profile = _table(analysis, "factor_profile")
+    if profile.empty:
+        reason = analysis.no_verdict_reason or "no claim has units at two levels of its factor"
+        return _single(str(reason), "claim profiles")
+    panels, palette = _profile_panels(profile)
+    figure, axes = _panels(len(panels), 4.0, 3.0)
+    for ax, (rows, title, hue, factor) in zip(axes, panels):
+        plot_profile(rows, ax, palette=palette, title=title, hue=hue)
+        ax.set_xlabel(factor)
     figure.suptitle("Claims: each measure against its factor (bars: 95% intervals over tuning trials)")
+    return figure
+
+
+def why_figure_names(analysis: Analysis) -> tuple[str, ...]:
+    """The ``why_<explanation>`` figures of a study: one per explanation its why table gives a figure."""
+    why = _table(analysis, "why")
+    if why.empty or "figure" not in why.columns:
+        return ()
+    return tuple(str(name) for name in why["figure"] if isinstance(name, str) and name)
+
+
+def why_figure(analysis: Analysis, explanation: str, palette: Mapping[str, Any]) -> Figure:
+    """One explanation's figure: for vanishing_gradients the gradient profile first (when gradients.csv was
+    recorded), then the profile of every claim tagged with it (its measure against its factor; a gradient_ratio
+    claim along depth is the gradient panel already)."""
+    gradients = _table(analysis, "gradient_profile") if explanation == "vanishing_gradients" else pd.DataFrame()
+    with_gradients = not gradients.empty
+    profile = _table(analysis, "factor_profile")
+    panels: list[tuple[pd.DataFrame, str, str, str]] = []
+    palette_rows: dict[str, Any] = {}
+    if not profile.empty:
+        keep = pd.Series(False, index=profile.index)
+        for axis_id, measure in explanation_axes(analysis.claims).get(explanation, []):
+            rows = (profile["axis_id"] == axis_id) & (profile["measure"] == measure)
+            if with_gradients and measure == "gradient_ratio" and (profile.loc[rows, "factor"] == "depth").all():
+                continue  # the gradient panel shows it per cell
+            keep |= rows
+        if keep.any():
+            panels, palette_rows = _profile_panels(profile.loc[keep])
+    count = len(panels) + int(with_gradients)
+    question = EXPLANATION_DETAILS[explanation].question if explanation in EXPLANATION_DETAILS else ""
+    title = f"Why? {explanation}: {question}" if question else f"Why? {explanation}"
+    if count == 0:
+        return _single("no claim tagged with it has units at two levels of its factor"
+                       + (" (and no gradients.csv)" if explanation == "vanishing_gradients" else ""),
+                       title, size=(7.5, 3.6))
+    figure, axes = _panels(count, 5.0, 3.4)
+    if with_gradients:
+        plot_gradient_profile(gradients, axes[0], palette=palette)
+    for ax, (rows, panel_title, hue, factor) in zip(axes[int(with_gradients):], panels):
+        plot_profile(rows, ax, palette=palette_rows, title=panel_title, hue=hue)
+        ax.set_xlabel(factor)
+    width = 5.0 * min(count, 3)
+    figure.suptitle("\n".join(textwrap.wrap(title, int(width * 13))), fontsize=10)
     return figure
 
 
@@ -639,7 +758,8 @@ def winners_figure(analysis: Analysis, palette: Mapping[str, Any]) -> Figure:
 
 
 def build_figures(analysis: Analysis) -> dict[str, Figure]:
-    """Every figure of :data:`FIGURE_NAMES`, by name, drawn from the analysis' frames (nothing is written)."""
+    """Every figure of :data:`FIGURE_NAMES`, then the study's ``why_<explanation>`` figures, by name, drawn from
+    the analysis' frames (nothing is written)."""
     architectures = analysis.trials["architecture"].astype(str).unique() if "architecture" in analysis.trials \
         else []
     palette = architecture_palette(architectures)
@@ -655,4 +775,7 @@ def build_figures(analysis: Analysis) -> dict[str, Figure]:
             "best_of_k": best_of_k_figure(analysis),
             "winners": winners_figure(analysis, palette),
         }
-    return {name: figures[name] for name in FIGURE_NAMES}
+        ordered = {name: figures[name] for name in FIGURE_NAMES}
+        for name in why_figure_names(analysis):
+            ordered[name] = why_figure(analysis, name[len(WHY_FIGURE_PREFIX):], palette)
+    return ordered

@@ -6,7 +6,10 @@ its claims, and one verdict per claim). A reviewer should not have to open every
 report to learn what the studies concluded, so this module gathers those files
 into one page: per study its question, dataset, note, family line and a table of
 claims (status, estimate with confidence interval, p-value, adjusted p-value and
-the measured false-positive rate), with a link to the full report.
+the measured false-positive rate), with a link to the full report. A "Why?" table
+first lists, for each explanation of the depth question, every study that tests
+it with its status there (answers.json's optional ``why`` list; studies built
+before it existed test nothing).
 
 The index is built from the files alone and never raises on a bad one: a study
 directory without ``answers.json`` or with one that does not match the contract
@@ -52,6 +55,15 @@ _STUDY_FIELDS: dict[str, tuple[type, ...]] = {
     "family": (str,), "claims": (list,), "no_verdict_reason": (str, type(None))}
 _CLAIM_TEXT_FIELDS = ("sentence", "factor", "measure", "status", "reading")
 _CLAIM_NUMBER_FIELDS = ("estimate", "ci_low", "ci_high", "p_value", "adjusted_p_value", "false_positive_rate")
+
+#: The explanations of why ECG papers stack LSTMs 2-4 deep and CNNs 10-15 deep, in the order of
+#: study.config.EXPLANATIONS (this module imports nothing from study; a test keeps the two equal).
+EXPLANATIONS = ("vanishing_gradients", "overfitting", "receptive_field", "parameters", "gating")
+#: An explanation's statuses in a study (study.statistics.explanations.WHY_STATUSES); the last means untested.
+WHY_STATUSES = ("supported", "contradicted", "mixed", "inconclusive", "not tested in this study")
+NOT_TESTED = "not tested in this study"
+_WHY_CLASS = {"supported": "supported", "contradicted": "contradicted", "mixed": "other-arm",
+              "inconclusive": "inconclusive"}
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -141,6 +153,21 @@ def validate_answers(answers: Any) -> dict[str, Any]:
                 raise ContractError(f"{where} is missing key {key!r}")
             if not _is_number_or_null(claim[key]):
                 raise ContractError(f"{where}.{key} is {_json_type(claim[key])}, expected number or null")
+    why = answers.get("why", [])
+    if not isinstance(why, list):
+        raise ContractError(f"'why' is {_json_type(why)}, expected array")
+    for position, row in enumerate(why):
+        where = f"why[{position}]"
+        if not isinstance(row, dict):
+            raise ContractError(f"{where} is {_json_type(row)}, expected object")
+        for key in ("explanation", "status"):
+            if not isinstance(row.get(key), str):
+                raise ContractError(f"{where}.{key} is {_json_type(row.get(key))}, expected string")
+        if row["status"] not in WHY_STATUSES:
+            raise ContractError(f"{where}.status is {row['status']!r}, expected one of " + ", ".join(WHY_STATUSES))
+        claims = row.get("claims")
+        if isinstance(claims, bool) or not isinstance(claims, int) or claims < 0:
+            raise ContractError(f"{where}.claims is {_json_type(claims)}, expected a count")
     return answers
 
 
@@ -231,6 +258,31 @@ def _claim_cells(claim: dict[str, Any]) -> list[str]:
 
 
 _COLUMNS = ("Claim", "Status", "Estimate [CI low, CI high]", "p", "Adjusted p", "Measured false-positive rate")
+_WHY_COLUMNS = ("Explanation", "Studies that test it: status (claims)")
+_WHY_INTRO = ("For each explanation of why ECG papers stack LSTMs 2-4 deep and CNNs 10-15 deep, every study "
+              "whose claims test it, with the explanation's status there (from the claims tagged with it, Holm "
+              "across each study's claims).")
+
+
+def why_rows(entries: Sequence[StudyEntry]) -> list[tuple[str, list[tuple[str, str, int]]]]:
+    """Per explanation (the known ones in order, then any other a study names, sorted): the (study, status,
+    claims) of every study that tests it, in directory order."""
+    tested: dict[str, list[tuple[str, str, int]]] = {name: [] for name in EXPLANATIONS}
+    extra: dict[str, list[tuple[str, str, int]]] = {}
+    for entry in entries:
+        if entry.answers is None:
+            continue
+        name = _one_line(entry.answers["study"]) or entry.directory_name
+        for row in entry.answers.get("why", []):
+            if row["status"] == NOT_TESTED:
+                continue
+            target = tested if row["explanation"] in tested else extra
+            target.setdefault(row["explanation"], []).append((name, row["status"], row["claims"]))
+    return [*tested.items(), *sorted(extra.items())]
+
+
+def _why_text(study: str, status: str, claims: int) -> str:
+    return f"{study}: {status} ({claims} {'claim' if claims == 1 else 'claims'})"
 
 
 # ---------------------------------------------------------------- markdown
@@ -248,7 +300,12 @@ def _markdown_link_target(directory_name: str, file_name: str) -> str:
 
 def render_markdown(entries: Sequence[StudyEntry]) -> str:
     """index.md: the summary line, then one section per study."""
-    lines = [f"# {TITLE}", "", summary_line(entries), ""]
+    lines = [f"# {TITLE}", "", summary_line(entries), "", "## Why?", "", _WHY_INTRO, "",
+             "| " + " | ".join(_WHY_COLUMNS) + " |", "|" + "---|" * len(_WHY_COLUMNS)]
+    for explanation, studies in why_rows(entries):
+        cells = [explanation, "; ".join(_why_text(*study) for study in studies) or "no study tests it"]
+        lines.append("| " + " | ".join(_markdown_cell(cell) for cell in cells) + " |")
+    lines.append("")
     for entry in entries:
         answers = entry.answers
         name = entry.directory_name if answers is None else answers["study"]
@@ -310,12 +367,27 @@ def _html_claims(claims: Sequence[dict[str, Any]]) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def _html_why(entries: Sequence[StudyEntry]) -> str:
+    """The Why? table: per explanation, every study that tests it with its status as a badge."""
+    header = "".join(f"<th>{_escape(column)}</th>" for column in _WHY_COLUMNS)
+    rows = []
+    for explanation, studies in why_rows(entries):
+        items = []
+        for study, status, claims in studies:
+            badge = (f'<span class="status {_WHY_CLASS[status]}">{_escape(status)}</span>' if status in _WHY_CLASS
+                     else _escape(status))
+            items.append(f"{_escape(study)}: {badge} ({claims} {'claim' if claims == 1 else 'claims'})")
+        rows.append(f"<tr><td>{_escape(explanation)}</td><td>{'; '.join(items) or 'no study tests it'}</td></tr>")
+    return (f'<section id="why"><h2>Why?</h2><p>{_escape(_WHY_INTRO)}</p><div class="scroll"><table><thead><tr>'
+            f'{header}</tr></thead><tbody>{"".join(rows)}</tbody></table></div></section>')
+
+
 def render_html(entries: Sequence[StudyEntry]) -> str:
     """index.html: a self-contained page (inline CSS, no script) with the same content as index.md."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{_escape(TITLE)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>{_escape(TITLE)}</h1>", f'<p id="summary">{_escape(summary_line(entries))}</p>']
+             f"<h1>{_escape(TITLE)}</h1>", f'<p id="summary">{_escape(summary_line(entries))}</p>', _html_why(entries)]
     for entry in entries:
         answers = entry.answers
         name = entry.directory_name if answers is None else answers["study"]

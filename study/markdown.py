@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from study.figures import FIGURE_CAPTIONS, FIGURE_NAMES
+from study.figures import FIGURE_NAMES, figure_caption
 from study.statistics.classification import CLASSES
+from study.statistics.explanations import WHY_FIGURE_PREFIX
 from study.statistics.summaries import BOUNDARY_FRACTION, held_fixed, hyperparameters_with_role
 from study.statistics.trials import MEASURES, PRIMARY_MEASURES
 
@@ -263,6 +264,44 @@ def _verdict_section(analysis: Analysis) -> Section:
     return Section("verdict", "Verdict", tuple(blocks))
 
 
+def _why_section(analysis: Analysis, context: ReportContext) -> Section:
+    """The five explanations of the depth question: what each predicts and what this study's claims say about
+    it, each one's figure, the gradient ratio per cell, and every cell's width, parameters and receptive field."""
+    why = _table(analysis, "why")
+    blocks: list[Block] = [Paragraph(spans(
+        "Five explanations are offered for why ECG papers stack LSTMs 2-4 deep and CNNs 10-15 deep. A row is "
+        "decided from the claims tagged with that explanation (explanation: in the space's claims), whose statuses "
+        "are Holm-adjusted across all of this study's claims: supported when every one is supported, contradicted "
+        "when one is contradicted and none supported, mixed when some are supported and some contradicted, else "
+        "inconclusive; not tested when no claim is tagged with it."))]
+    if why is None or why.empty:
+        blocks.append(Paragraph(spans("(not computed)")))
+    else:
+        blocks.append(Table(pd.DataFrame({
+            "explanation": why["explanation"], "prediction": why["prediction"], "measure": why["measure"],
+            "status": why["status"], "claims": why["evidence"]}).reset_index(drop=True)))
+        for name in why["figure"]:
+            if isinstance(name, str) and name and name in context.figures:
+                blocks.append(FigureRef(name, figure_caption(name)))
+    gradients = _table(analysis, "gradient_profile")
+    if gradients is not None:
+        blocks.append(Subheading("Gradient ratio per cell"))
+        blocks.append(Paragraph(spans(
+            "log10 of the first layer's over the last hidden layer's kernel gradient norm (median over the training "
+            "epochs; at_init: before the first update), mean over the cell's tuning trials with a 95% bootstrap "
+            "interval; 0: equal norms, -1: ten times smaller at the first layer (vanishing), +1: ten times larger. "
+            "A one-layer model has 0 by definition.")))
+        blocks.append(Table(gradients))
+    sizes = _table(analysis, "model_sizes")
+    blocks.append(Subheading("Width, parameters and receptive field per cell"))
+    blocks.append(Paragraph(spans(
+        "From the cell's tuning trials: the value they share, or min-max where they differ. parameter_budget > 0: "
+        "the width was solved for that parameter count (within 5%); receptive_field: input samples the last "
+        "feature map sees (recurrent models: the whole input).")))
+    blocks.append(Table(sizes) if sizes is not None else Paragraph(spans("(not computed)")))
+    return Section("why", "Why?", tuple(blocks))
+
+
 def _lines(lines: Sequence[str], empty: str) -> Block:
     return Bullets(tuple(spans(line) for line in lines)) if lines else Paragraph(spans(empty))
 
@@ -419,6 +458,7 @@ def report_sections(analysis: Analysis, context: ReportContext, *,
     sections = [
         Section("status", "Status", _status_section(analysis, context, partial_note)),
         _verdict_section(analysis),
+        _why_section(analysis, context),
         Section("held-fixed", "What was held fixed", (_lines(fixed, "nothing"),)),
         Section("caveats", "Caveats", (_lines(caveats, "none found" if verdict is not None
                                               else "none (no verdict)"),)),
@@ -490,8 +530,8 @@ def report_sections(analysis: Analysis, context: ReportContext, *,
         sections.append(Section("per-class", "Per-class test scores", _per_class_blocks(per_class)))
     sections += [
         table_section("kendall-tau", "Kendall tau", _table(analysis, "kendall_tau")),
-        Section("figures", "Figures", tuple(FigureRef(name, FIGURE_CAPTIONS.get(name, name.replace("_", " ")))
-                                            for name in context.figures)),
+        Section("figures", "Figures", tuple(FigureRef(name, figure_caption(name)) for name in context.figures
+                                            if not name.startswith(WHY_FIGURE_PREFIX))),  # in the Why? section
         Section("how-to-read", "How to read this", _how_to_read(analysis)),
     ]
     return sections

@@ -238,3 +238,45 @@ def measures_table(epochs: pd.DataFrame, tolerance: float = DEFAULT_ONSET_TOLERA
     result["overfit_onset"] = onset_rows["epoch"].reindex(groups).astype("Int64")
     result["epochs_run"] = np.bincount(group, minlength=group_count).astype(np.int64)
     return result.reset_index(drop=True)[[*keys, *MEASURE_COLUMNS]]
+
+
+#: Columns of :func:`gradient_measures`.
+GRADIENT_MEASURE_COLUMNS = ["gradient_ratio", "gradient_ratio_at_init", "gradient_layers"]
+
+
+def layer_gradient_norms(gradients: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, phase, epoch, layer): the norm over the layer's kernels (input, recurrent and
+    convolution kernels; biases and normalisation weights left out), from gradients.csv's rows."""
+    from study.tables import KERNEL_KINDS
+
+    rows = gradients.loc[gradients["kind"].isin(KERNEL_KINDS)].copy()
+    rows["squared"] = pd.to_numeric(rows["norm"], errors="coerce") ** 2
+    keys = [column for column in ("trial_id", "phase") if column in rows.columns]
+    grouped = rows.groupby([*keys, "epoch", "layer_index"], sort=True)["squared"].sum(min_count=1)
+    return np.sqrt(grouped).rename("norm").reset_index()
+
+
+def gradient_measures(gradients: pd.DataFrame) -> pd.DataFrame:
+    """Per trial: how much smaller the first layer's gradient is than the last hidden layer's.
+
+    ``gradient_ratio`` is the median over the training epochs (1, 2, ...) of log10(first-layer kernel gradient
+    norm / last-hidden-layer kernel gradient norm): -1 means the gradient reaching the first layer is ten times
+    smaller than at the last hidden layer (vanishing), 0 means equal. The classifier (the last weighted layer)
+    is left out. ``gradient_ratio_at_init`` is the same at epoch 0 (before any update); ``gradient_layers``
+    the number of hidden weighted layers. A trial with one hidden layer has ratio 0 by definition.
+    """
+    keys = [column for column in ("trial_id", "phase") if column in gradients.columns]
+    if gradients.empty:
+        return pd.DataFrame(columns=[*keys, *GRADIENT_MEASURE_COLUMNS])
+    norms = layer_gradient_norms(gradients)
+    last = norms.groupby([*keys, "epoch"])["layer_index"].transform("max")
+    hidden = norms.loc[norms["layer_index"] < last]
+    ordered = hidden.sort_values([*keys, "epoch", "layer_index"], kind="stable").groupby([*keys, "epoch"])["norm"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.log10(ordered.first() / ordered.last())
+    ratios = finite(ratios).rename("ratio").reset_index()
+    layers = hidden.groupby(keys)["layer_index"].nunique().rename("gradient_layers")
+    training = ratios.loc[ratios["epoch"] >= 1].groupby(keys)["ratio"].median().rename("gradient_ratio")
+    initial = ratios.loc[ratios["epoch"] == 0].groupby(keys)["ratio"].first().rename("gradient_ratio_at_init")
+    result = pd.concat([training, initial, layers], axis=1).reset_index()
+    return result[[*keys, *GRADIENT_MEASURE_COLUMNS]]

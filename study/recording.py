@@ -10,6 +10,7 @@ as they are produced, so a killed run loses at most the epoch in progress.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import math
@@ -132,6 +133,161 @@ def _cell(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return ""
     return value
+
+
+#: Compiled gradient functions by model structure (see :func:`loss_gradients`), most recently used last.
+_GRADIENT_FUNCTIONS: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+_GRADIENT_FUNCTION_CACHE = 32
+
+
+def _compiled_gradient(model: keras.Model, structure: Any) -> Any:
+    """A compiled function (trainable values, non-trainable values, inputs, labels) -> gradients.
+
+    It runs ``template.stateless_call`` on the values it is given, so one compilation serves every model of
+    the same structure (the same variables in the same order: a cell's trials). Tracing an 8-layer LSTM's
+    backward pass takes seconds, longer than the calls it serves in a short trial. TensorFlow: a
+    ``tf.function`` around a GradientTape; JAX: ``jax.jit(jax.grad(...))``.
+    """
+    # The shapes join the caller's key: layers without weights of their own can still hold state (Dropout's
+    # seed generator), so the variables, not only the hyperparameters, must match.
+    key = (keras.backend.backend(), structure, tuple(tuple(variable.shape) for variable in model.trainable_variables),
+           tuple(tuple(variable.shape) for variable in model.non_trainable_variables))
+    if key in _GRADIENT_FUNCTIONS:
+        _GRADIENT_FUNCTIONS.move_to_end(key)
+        return _GRADIENT_FUNCTIONS[key]
+    template = model
+
+    def mean_loss(trainable, non_trainable, inputs, labels):
+        probabilities, _ = template.stateless_call(trainable, non_trainable, inputs, training=False)
+        return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def function(trainable, non_trainable, inputs, labels):
+            with tf.GradientTape() as tape:
+                tape.watch(trainable)
+                loss = mean_loss(trainable, non_trainable, inputs, labels)
+            return tape.gradient(loss, trainable)
+    else:
+        import jax
+
+        function = jax.jit(jax.grad(mean_loss))
+    _GRADIENT_FUNCTIONS[key] = function
+    while len(_GRADIENT_FUNCTIONS) > _GRADIENT_FUNCTION_CACHE:
+        _GRADIENT_FUNCTIONS.popitem(last=False)
+    return function
+
+
+def loss_gradients(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, structure: Any = None) -> list[np.ndarray]:
+    """The gradient of the mean cross-entropy over ``inputs`` with respect to every trainable variable.
+
+    Inference mode (dropout off, BatchNorm moving statistics) and no penalty, so the same weights always give
+    the same gradient and epochs compare. Keras 3 has no backend-neutral gradient call, so: TensorFlow's
+    GradientTape and JAX's ``grad`` (both compiled, and shared by models of the same ``structure`` when the
+    caller names it: a hashable key that fixes the variables' shapes and order), and PyTorch's
+    ``torch.autograd.grad`` (eager, as PyTorch runs). Returned in the order of ``model.trainable_variables``.
+    """
+    backend = keras.backend.backend()
+    variables = list(model.trainable_variables)
+    targets = keras.ops.convert_to_tensor(np.asarray(labels, dtype=np.int32))
+    if backend == "torch":
+        import torch
+
+        with torch.enable_grad():
+            probabilities = model(inputs, training=False)
+            loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(targets, probabilities))
+            gradients = torch.autograd.grad(loss, [variable.value for variable in variables], allow_unused=True)
+    elif backend in ("tensorflow", "jax"):
+        function = _compiled_gradient(model, structure if structure is not None else ("model", id(model)))
+        gradients = function([keras.ops.convert_to_tensor(variable.value) for variable in variables],
+                             [keras.ops.convert_to_tensor(variable.value) for variable in model.non_trainable_variables],
+                             keras.ops.convert_to_tensor(np.asarray(inputs)), targets)
+    else:
+        raise ValueError(f"gradient norms are recorded on the tensorflow, jax and torch backends, not {backend!r}")
+    return [np.zeros(tuple(variable.shape)) if gradient is None
+            else np.asarray(keras.ops.convert_to_numpy(gradient), dtype=np.float64)
+            for variable, gradient in zip(variables, gradients)]
+
+
+def weight_kind(layer: keras.layers.Layer, variable: keras.Variable) -> str:
+    """The kind of one trainable weight (see study.tables.GRADIENT_KINDS), from its name and layer type."""
+    name = variable.name.rsplit("/", 1)[-1]
+    if name == "recurrent_kernel":
+        return "recurrent_kernel"
+    if name == "kernel":
+        return "convolution_kernel" if "Conv" in type(layer).__name__ else "input_kernel"
+    if name == "bias":
+        return "bias"
+    if name in ("gamma", "beta"):
+        return "normalisation"
+    return "other"
+
+
+def layer_weight_kinds(model: keras.Model) -> list[tuple[str, int, str, list[int]]]:
+    """(layer name, layer index, kind, positions in model.trainable_variables) for every weighted layer.
+
+    Layer indices count the layers that hold trainable weights, from the input side, starting at 1, so the
+    first row is the first layer a gradient reaches last.
+    """
+    position = {id(variable): index for index, variable in enumerate(model.trainable_variables)}
+    groups: list[tuple[str, int, str, list[int]]] = []
+    layer_index = 0
+    for layer in model.layers:
+        weights = [variable for variable in layer.trainable_weights if id(variable) in position]
+        if not weights:
+            continue
+        layer_index += 1
+        kinds: dict[str, list[int]] = {}
+        for variable in weights:
+            kinds.setdefault(weight_kind(layer, variable), []).append(position[id(variable)])
+        groups.extend((layer.name, layer_index, kind, indices) for kind, indices in kinds.items())
+    return groups
+
+
+def gradient_norm_rows(model: keras.Model, inputs: np.ndarray, labels: np.ndarray,
+                       structure: Any = None) -> list[dict[str, Any]]:
+    """One row per (layer, kind): the L2 norm of the loss gradient over those weights."""
+    gradients = loss_gradients(model, inputs, labels, structure)
+    rows = []
+    for layer, layer_index, kind, indices in layer_weight_kinds(model):
+        total = sum(float(np.sum(np.square(gradients[index]))) for index in indices)
+        rows.append({"layer": layer, "layer_index": layer_index, "kind": kind, "norm": math.sqrt(total)})
+    return rows
+
+
+class GradientRecorder(keras.callbacks.Callback):
+    """Writes per-layer gradient norms on a fixed training batch at initialisation and after every epoch.
+
+    Rows go to ``gradients.csv`` as they are produced, like ``epochs.csv``: a killed run loses at most the
+    epoch in progress, and a resumed study drops the rows of unfinished trials. A continued Hyperband trial
+    (``initial_epoch > 0``) has no epoch-0 rows: its parent recorded them.
+    """
+
+    def __init__(self, *, inputs: np.ndarray, labels: np.ndarray, row_base: dict[str, Any], writer: RowWriter,
+                 initial_epoch: int = 0, structure: Any = None):
+        super().__init__()
+        self.inputs, self.labels = inputs, labels
+        self.structure = structure
+        self.row_base = row_base
+        self.writer = writer
+        self.initial_epoch = initial_epoch
+        self.seconds = 0.0
+
+    def _record(self, epoch: int) -> None:
+        started = time.perf_counter()
+        rows = [{**self.row_base, "epoch": epoch, **row}
+                for row in gradient_norm_rows(self.model, self.inputs, self.labels, self.structure)]
+        self.writer.append(rows)
+        self.seconds += time.perf_counter() - started
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.initial_epoch == 0:
+            self._record(0)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._record(epoch + 1)
 
 
 class EpochRecorder(keras.callbacks.Callback):

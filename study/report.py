@@ -1,7 +1,7 @@
 """Build ``reports/<study>/`` from ``runs/<study>/``: the only module of the report that touches files.
 
 :func:`build_report` reads epochs.csv, trials.csv, manifest.json and (when the
-run has one) classes.csv and checks them before anything is written
+run has them) classes.csv and gradients.csv and checks them before anything is written
 (:func:`load_run`): every cell is read as text and converted column by column,
 so a bad cell, a row with too many fields, a duplicated (trial, phase, epoch)
 row, an unknown phase or status, a missing column, an empty table or a manifest
@@ -86,8 +86,8 @@ class Column:
 
     kind: ``text`` (missing allowed), ``name`` (non-empty text), ``choice`` (one of ``choices``),
     ``number`` (any number, NaN and infinities included: a diverged epoch's losses), ``finite``
-    (a finite number), ``whole`` (a whole number in [minimum, maximum]). ``required``: an empty
-    cell is an error (``name`` and ``choice`` are always required).
+    (a finite number in [minimum, maximum]), ``whole`` (a whole number in [minimum, maximum]). ``required``: an
+    empty cell is an error (``name`` and ``choice`` are always required).
     """
 
     kind: str
@@ -121,17 +121,27 @@ CLASS_RULES: dict[str, Column] = {
     **_TRIAL_KEY_RULES, "class_name": _NAME, "precision": _NUMBER, "recall": _NUMBER, "f1": _NUMBER,
     "support": _FINITE,
 }
+#: gradients.csv: epoch 0 is the initialisation; a norm that was not finite is written as an empty cell.
+GRADIENT_RULES: dict[str, Column] = {
+    **_TRIAL_KEY_RULES, "epoch": Column("whole", required=True, minimum=0, maximum=MAX_EPOCHS), "layer": _NAME,
+    "layer_index": Column("whole", required=True, minimum=1),
+    "kind": Column("choice", choices=(*tables.GRADIENT_KINDS, "other")), "norm": Column("finite", minimum=0),
+}
+#: gradients.csv columns the report needs (phase may be absent: every row is a tuning trial's).
+GRADIENT_REQUIRED_COLUMNS = ["trial_id", "epoch", "layer", "layer_index", "kind", "norm"]
 
 
 @dataclass(frozen=True)
 class RunTables:
-    """A run directory's tables as read and checked, and the problems the report lists (torn rows)."""
+    """A run directory's tables as read and checked (classes and gradients: None when the run has no such file),
+    and the problems the report lists (torn rows)."""
 
     epochs: pd.DataFrame
     trials: pd.DataFrame
     manifest: dict[str, Any]
     classes: pd.DataFrame | None
     problems: tuple[str, ...] = ()
+    gradients: pd.DataFrame | None = None
 
 
 def _shown(value: Any, limit: int = 40) -> str:
@@ -328,33 +338,39 @@ def _convert(column: str, cells: Sequence[str] | np.ndarray, rule: Column | None
                 position = _first(bad)
                 raise _bad_cell(source, int(lines[position]), column,
                                 f"{_shown(cells[position])} is not a finite number")
-        if rule.kind == "whole":
+        if rule.kind in ("finite", "whole") and (rule.kind == "whole" or rule.minimum is not None
+                                                 or rule.maximum is not None):
             low = -np.inf if rule.minimum is None else rule.minimum
             high = np.inf if rule.maximum is None else rule.maximum
             with np.errstate(invalid="ignore"):
-                bad = present & ((floats != np.floor(floats)) | (floats < low) | (floats > high))
+                bad = present & ((floats < low) | (floats > high))
+                if rule.kind == "whole":
+                    bad |= present & (floats != np.floor(floats))
             if bad.any():
                 position = _first(bad)
                 bounds = " and ".join(bound for bound in (
                     "" if rule.minimum is None else f">= {rule.minimum:g}",
                     "" if rule.maximum is None else f"<= {rule.maximum:g}") if bound)
+                what = "a whole number" if rule.kind == "whole" else "a finite number"
                 raise _bad_cell(source, int(lines[position]), column,
-                                f"{_shown(cells[position])} is not a whole number" + (f" {bounds}" if bounds else ""))
+                                f"{_shown(cells[position])} is not {what}" + (f" {bounds}" if bounds else ""))
     return pd.Series(values)
 
 
-def read_table(path: Path, rules: dict[str, Column], required: list[str]) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+def read_table(path: Path, rules: dict[str, Column], required: list[str], *,
+               allow_empty: bool = False) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """(the table, each row's line number in the file, problems to list) of one CSV table of a run.
 
     Every cell is read as text first and then converted column by column, so a
     bad cell is reported with its line (the header is line 1) and column.
+    ``allow_empty``: a header without rows is an empty table, not bad input.
     """
     path = Path(path)
     header, columns, lines, problems = _parse_csv(path, rules)
     missing = [column for column in dict.fromkeys(required) if column not in header]
     if missing:
         raise BadInput(f"lacks column(s): {', '.join(missing)} (the header is line 1)", source=str(path))
-    if not len(lines):
+    if not len(lines) and not allow_empty:
         raise BadInput("has a header but no rows yet: nothing to report (is the study still starting?)",
                        source=str(path))
     frame = pd.DataFrame({column: _convert(column, cells, rules.get(column), lines, str(path))
@@ -513,7 +529,32 @@ def load_run(run_dir: Path) -> RunTables:
                            f"{'tuning' if phase == 'tune' else phase} trial {classes['trial_id'].iloc[position]!r} "
                            f"more than once (line {class_lines[position]}, first on line {class_lines[first]})",
                            source=str(classes_path))
-    return RunTables(epochs=epochs, trials=trials, manifest=manifest, classes=classes, problems=tuple(problems))
+
+    gradients = None
+    gradients_path = run_dir / tables.GRADIENTS_FILE
+    if gradients_path.is_file():
+        gradients, found = read_gradients_table(gradients_path)
+        problems += found
+    return RunTables(epochs=epochs, trials=trials, manifest=manifest, classes=classes, problems=tuple(problems),
+                     gradients=gradients)
+
+
+def read_gradients_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """(gradients.csv as read and checked, problems to list). A header without rows (a study resumed before
+    its first recorded trial finished) is an empty table; a (trial, phase, epoch, layer, kind) given twice is a
+    one-line BadInput naming both lines."""
+    gradients, lines, problems = read_table(path, GRADIENT_RULES, GRADIENT_REQUIRED_COLUMNS, allow_empty=True)
+    keys = ["trial_id", "phase", "epoch", "layer", "kind"] if "phase" in gradients.columns \
+        else ["trial_id", "epoch", "layer", "kind"]
+    duplicate = _first_duplicate(gradients, keys) if len(gradients) else None
+    if duplicate is not None:
+        position, first = duplicate
+        row = gradients.iloc[position]
+        raise BadInput(f"line {lines[position]}, columns {', '.join(map(repr, keys))}: "
+                       f"{_phase_of(gradients).iloc[position]} trial {row['trial_id']!r} has layer {row['layer']!r} "
+                       f"kind {row['kind']!r} at epoch {int(row['epoch'])} twice (first on line {lines[first]})",
+                       source=str(path))
+    return gradients, problems
 
 
 def study_note(run_dir: Path, manifest: Mapping[str, Any], *, runs_dir: Path | None = None) -> str | None:
@@ -568,7 +609,8 @@ def _json_number(value: Any) -> float | None:
 
 def answers(analysis: Analysis, context: ReportContext, partial_note: str | None) -> dict[str, Any]:
     """The study's answers for the index of all reports (answers.json): its question, every claim's status,
-    estimate, interval, raw and Holm-adjusted p and measured error rate."""
+    estimate, interval, raw and Holm-adjusted p and measured error rate, and per explanation of the depth
+    question (``why``) its status in this study and how many claims test it."""
     verdict = analysis.verdict
     question = analysis.space.get("question") if isinstance(analysis.space.get("question"), str) else ""
     claims = []
@@ -581,10 +623,14 @@ def answers(analysis: Analysis, context: ReportContext, partial_note: str | None
                        "adjusted_p_value": _json_number(statement.adjusted_p_value),
                        "false_positive_rate": _json_number(statement.false_positive_rate),
                        "reading": statement.reading})
+    why = analysis.tables.get("why")
+    explanations = [] if why is None else [
+        {"explanation": str(row["explanation"]), "status": str(row["status"]), "claims": int(row["claims"]),
+         "measure": str(row["measure"]), "evidence": str(row["evidence"])} for _, row in why.iterrows()]
     return {"study": context.study, "question": question or "", "dataset": context.dataset, "note": partial_note,
             "alpha": float(analysis.settings.alpha),
             "family": verdict.family if verdict is not None else "no claims decided",
-            "claims": claims, "no_verdict_reason": analysis.no_verdict_reason}
+            "claims": claims, "no_verdict_reason": analysis.no_verdict_reason, "why": explanations}
 
 
 def write_report(analysis: Analysis, directory: Path, *, partial_note: str | None = None) -> Path:
@@ -640,7 +686,7 @@ def analyse_run(run_dir: Path, *, compare: Sequence[str] | None = None, partial_
     comparison = _comparison(compare)
     try:
         analysis = analyse(run.epochs, run.trials, run.manifest, classes=run.classes, extra_problems=run.problems,
-                           compare=comparison)
+                           compare=comparison, gradients=run.gradients)
     except BadInput as error:
         if error.source:
             raise

@@ -27,8 +27,8 @@ import numpy as np
 from study.config import SearchSpace
 from study.datasets import Dataset, load_dataset
 from study.errors import BadInput
-from study.tables import (CLASS_COLUMNS, CLASSES_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MANIFEST_FILE,
-                          TRIAL_COLUMNS, TRIALS_FILE)
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, EPOCH_COLUMNS, EPOCHS_FILE, GRADIENT_COLUMNS, GRADIENTS_FILE,
+                          MANIFEST_FILE, TRIAL_COLUMNS, TRIALS_FILE)
 
 PACKAGES = ("tensorflow", "keras", "keras-tuner", "numpy", "pandas", "scikit-learn", "scipy", "seaborn", "wfdb",
             "jax", "torch")
@@ -235,6 +235,11 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
         dataset = load_dataset(space.dataset.name, dict(space.dataset.parameters), data_dir, source=space.source)
     runs_dir = Path(runs_dir)
     run_dir = runs_dir / space.name
+    from study.tuning import StudyContext, matched_widths
+
+    context = StudyContext(space=space, dataset=dataset, run_dir=run_dir,
+                           train_eval_indices=train_eval_indices(dataset, space))
+    matched = matched_widths(space, context)  # an unmeetable parameter budget is bad input before anything is written
     with study_lock(runs_dir, space.name):
         manifest_path = run_dir / MANIFEST_FILE
         if (run_dir.exists() or run_dir.is_symlink()) and not overwrite:
@@ -248,7 +253,8 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
             if previous["dataset"]["content_hash"] != dataset.content_hash():
                 raise BadInput(f"study {space.name!r} was started on different data; use --overwrite or --name",
                                source=str(run_dir))
-            current = {EPOCHS_FILE: EPOCH_COLUMNS, TRIALS_FILE: TRIAL_COLUMNS, CLASSES_FILE: CLASS_COLUMNS}
+            current = {EPOCHS_FILE: EPOCH_COLUMNS, TRIALS_FILE: TRIAL_COLUMNS, CLASSES_FILE: CLASS_COLUMNS,
+                       GRADIENTS_FILE: GRADIENT_COLUMNS}
             torn = [name for name, columns in current.items() if check_table_header(run_dir / name, columns)]
             for name in torn:  # only once every table passed: a refused study is left as it was
                 repair_table_header(run_dir / name, current[name])
@@ -267,7 +273,7 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
                 shutil.rmtree(run_dir)
             manifest = None
         run_dir.mkdir(parents=True, exist_ok=True)
-        return _search(space, dataset, run_dir, manifest, verbose=verbose)
+        return _search(context, manifest, matched, verbose=verbose)
 
 
 def _previous_manifest(path: Path) -> dict[str, Any]:
@@ -289,14 +295,13 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[str, Any] | None,
-            *, verbose: bool) -> Path:
+def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, Any]], *, verbose: bool) -> Path:
     import keras
 
-    from study.tuning import StratifiedOracle, StudyContext, StudyTuner, epochs_per_cell
+    from study.tuning import StratifiedOracle, StudyTuner, epochs_per_cell
 
+    space, dataset, run_dir, indices = context.space, context.dataset, context.run_dir, context.train_eval_indices
     oracle_seed = space.tuner.seed + 1  # keras-tuner treats seed 0 as "no seed"
-    indices = train_eval_indices(dataset, space)
     if manifest is None:
         manifest = {
             "study": space.name,
@@ -311,9 +316,10 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
             "started": _now(),
             "finished": None,
         }
+    if matched:
+        manifest["matched_widths"] = matched
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
 
-    context = StudyContext(space=space, dataset=dataset, run_dir=run_dir, train_eval_indices=indices)
     oracle = StratifiedOracle(space, seed=oracle_seed,
                               max_consecutive_failed_trials=space.tuner.max_consecutive_failures)
     tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")
@@ -322,6 +328,7 @@ def _search(space: SearchSpace, dataset: Dataset, run_dir: Path, manifest: dict[
     keep_rows(run_dir / EPOCHS_FILE, ended)
     keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
     keep_rows(run_dir / CLASSES_FILE, ended)
+    keep_rows(run_dir / GRADIENTS_FILE, ended)
     repeat_total = len(oracle.cells) * space.repeat_seeds
     total = oracle.max_trials + repeat_total
     manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell,

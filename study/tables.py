@@ -16,11 +16,12 @@ EPOCHS_FILE = "epochs.csv"
 TRIALS_FILE = "trials.csv"
 MANIFEST_FILE = "manifest.json"
 CLASSES_FILE = "classes.csv"
+GRADIENTS_FILE = "gradients.csv"
 
 #: Every hyperparameter a trial row carries, in column order (see study.config.HYPERPARAMETERS).
 HYPERPARAMETER_COLUMNS = [
     "architecture", "depth", "width", "kernel_size", "dropout", "recurrent_dropout",
-    "weight_decay", "weight_decay_type", "learning_rate", "epochs", "batch_size",
+    "weight_decay", "weight_decay_type", "learning_rate", "clipnorm", "epochs", "batch_size", "parameter_budget",
 ]
 
 #: Per-epoch metrics. ``train_*`` are re-evaluated in inference mode on a fixed
@@ -37,13 +38,24 @@ EPOCH_COLUMNS = ["trial_id", "phase", *HYPERPARAMETER_COLUMNS, "seed", "epoch", 
 
 TRIAL_COLUMNS = [
     "trial_id", "phase", "status", *HYPERPARAMETER_COLUMNS, "seed", "setting", "parent_trial_id", "epochs_allotted", "parameter_count",
-    "epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "gap_at_best", "final_gap",
+    "receptive_field", "epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "gap_at_best", "final_gap",
     "gap_growth", "overfit_onset", "test_loss", "test_accuracy", "test_macro_f1",
     "test_balanced_accuracy", "seconds", "message",
 ]
 
 #: Per-class test scores at the restored best epoch: one row per (trial, class).
 CLASS_COLUMNS = ["trial_id", "phase", "class_name", "precision", "recall", "f1", "support"]
+
+#: Per-layer gradient norms (``training: {record_gradients: true}``): one row per (trial, epoch, layer, kind).
+#: Epoch 0 is the initialisation, before the first update. ``norm`` is the L2 norm of the gradient of the mean
+#: cross-entropy (no penalty) on a fixed training batch in inference mode, over every weight of that kind in
+#: the layer. Kinds: input_kernel (recurrent input kernels and dense kernels), recurrent_kernel,
+#: convolution_kernel, bias, normalisation (BatchNorm/LayerNorm scales and offsets).
+GRADIENT_COLUMNS = ["trial_id", "phase", "epoch", "layer", "layer_index", "kind", "norm"]
+GRADIENT_KINDS = ("input_kernel", "recurrent_kernel", "convolution_kernel", "bias", "normalisation")
+#: The kinds that make a layer's weight-gradient norm in the first-to-last-layer ratio (biases and
+#: normalisation offsets are left out: they are not the path gradients vanish along).
+KERNEL_KINDS = ("input_kernel", "recurrent_kernel", "convolution_kernel")
 
 #: Trial statuses as written to trials.csv.
 COMPLETED = "completed"
@@ -65,6 +77,11 @@ def read_classes(run_dir: Path) -> pd.DataFrame:
     """Read classes.csv (per-class test scores) with trial ids as strings."""
     return pd.read_csv(Path(run_dir) / CLASSES_FILE, dtype={"trial_id": str, "class_name": str},
                        keep_default_na=False, na_values=[""])
+
+
+def read_gradients(run_dir: Path) -> pd.DataFrame:
+    """Read gradients.csv with trial ids as strings."""
+    return pd.read_csv(Path(run_dir) / GRADIENTS_FILE, dtype={"trial_id": str, "layer": str, "kind": str})
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import math
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,14 @@ import pandas as pd
 from keras_tuner.engine import base_tuner, trial as trial_module
 
 from study import measures
-from study.config import HYPERPARAMETERS, SearchSpace
+from study.config import HYPERPARAMETERS, MAX_WIDTH, SearchSpace
 from study.datasets import Dataset
-from study.models import build_model, compile_model
-from study.recording import (EpochRecorder, RowWriter, per_class_scores, predict_probabilities,
+from study.errors import BadInput
+from study.models import SIZE_ARGUMENTS, build_model, compile_model, match_width, receptive_field
+from study.recording import (EpochRecorder, GradientRecorder, RowWriter, per_class_scores, predict_probabilities,
                              score_probabilities)
-from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, EPOCH_COLUMNS, FAILED,
-                          HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS)
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, EPOCH_COLUMNS, FAILED, GRADIENT_COLUMNS,
+                          GRADIENTS_FILE, HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS)
 
 OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
 HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
@@ -48,6 +49,10 @@ PAIRED_TUNERS = ("random", "quasi_random", "grid", "hyperband")
 #: promotes only completed trials, so a diverged trial is reported as completed with the worst possible
 #: score: Hyperband then fills every bracket in every cell and each cell spends the same epochs.
 DIVERGED_OBJECTIVE = 1.0e12
+
+#: Examples in the fixed training batch whose loss gradient is recorded per layer (record_gradients): small, so
+#: that one gradient per epoch costs a few percent of the epoch; fixed, so that epochs and trials compare.
+GRADIENT_BATCH = 32
 
 
 def cell_key(cell: dict[str, Any]) -> str:
@@ -310,6 +315,23 @@ class StudyContext:
     run_dir: Path
     train_eval_indices: np.ndarray
     phase: str = "tune"
+    #: Solved widths of parameter-matched cells: builder arguments (width left out) -> (width, parameter count).
+    matched: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+
+    def width_for(self, hyperparameters: dict[str, Any]) -> int:
+        """The trial's width: as given, or solved for its ``parameter_budget`` (cached per builder arguments)."""
+        budget = int(hyperparameters.get("parameter_budget") or 0)
+        if budget <= 0:
+            return int(hyperparameters["width"])
+        key = _matching_key(hyperparameters)
+        if key not in self.matched:
+            self.matched[key] = match_width(dict(hyperparameters), self.dataset.input_shape,
+                                            self.dataset.num_classes, budget, max_width=MAX_WIDTH)
+        return self.matched[key][0]
+
+    @property
+    def gradients_path(self) -> Path:
+        return self.run_dir / GRADIENTS_FILE
 
     @property
     def epochs_path(self) -> Path:
@@ -322,6 +344,35 @@ class StudyContext:
     @property
     def weights_dir(self) -> Path:
         return self.run_dir / "weights"
+
+
+def _matching_key(hyperparameters: dict[str, Any]) -> tuple:
+    return (hyperparameters["architecture"], int(hyperparameters["parameter_budget"]),
+            *((name, hyperparameters.get(name)) for name in SIZE_ARGUMENTS))
+
+
+def matched_widths(space: SearchSpace, context: StudyContext) -> list[dict[str, Any]]:
+    """Solve the width of every parameter-matched cell before anything trains, so an unmeetable budget is bad
+    input at the door. Returns one row per matched cell (its scientific values, budget, width, parameter count)
+    for the manifest; cells whose builder arguments are tuned nuisances are solved when their trials start."""
+    key = "hyperparameters.width.match_parameters" if space.hyperparameters["parameter_budget"].role == "fixed" \
+        else "hyperparameters.parameter_budget"
+    nuisance = {spec.name for spec in space.with_role("nuisance")}
+    if nuisance & {"architecture", "parameter_budget", *SIZE_ARGUMENTS}:
+        return []
+    rows = []
+    for cell in space.cells():
+        values = {**space.fixed_values(), **cell}
+        if int(values.get("parameter_budget") or 0) <= 0:
+            continue
+        try:
+            width = context.width_for(values)
+        except ValueError as error:
+            raise BadInput(f"{cell_key(cell)}: {error}", source=space.source, key=key) from None
+        count = context.matched[_matching_key(values)][1]
+        rows.append({**cell, "parameter_budget": int(values["parameter_budget"]), "width": width,
+                     "parameter_count": count})
+    return rows
 
 
 def trial_seed(study_seed: int, *numbers: int) -> int:
@@ -347,9 +398,10 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     started = time.perf_counter()
     dataset = context.dataset
     hyperparameters = {name: values[name] for name in HYPERPARAMETER_COLUMNS}
+    hyperparameters["width"] = context.width_for(hyperparameters)
     keras.utils.set_random_seed(seed)
     model = build_model(hyperparameters, dataset.input_shape, dataset.num_classes)
-    compile_model(model, learning_rate=hyperparameters["learning_rate"],
+    compile_model(model, learning_rate=hyperparameters["learning_rate"], clipnorm=hyperparameters["clipnorm"],
                   weight_decay=hyperparameters["weight_decay"], weight_decay_type=hyperparameters["weight_decay_type"])
     epochs = int(values.get("tuner/epochs", hyperparameters["epochs"]))
     initial_epoch = int(values.get("tuner/initial_epoch", 0))
@@ -364,11 +416,23 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     recorder = EpochRecorder(train_inputs=dataset.x_train[indices], train_labels=dataset.y_train[indices],
                              val_inputs=dataset.x_val, val_labels=dataset.y_val, row_base=row_base,
                              writer=RowWriter(context.epochs_path, EPOCH_COLUMNS))
+    callbacks: list[keras.callbacks.Callback] = [recorder]
+    if context.space.training.record_gradients:
+        # A fixed training batch: the first GRADIENT_BATCH examples of the fixed inference-mode training subset.
+        # Models with the same size arguments have the same variables, so they share one compiled gradient.
+        batch = indices[:GRADIENT_BATCH]
+        structure = (hyperparameters["architecture"], hyperparameters["width"], dataset.input_shape,
+                     dataset.num_classes, *(hyperparameters[name] for name in SIZE_ARGUMENTS))
+        callbacks.append(GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
+                                          row_base={"trial_id": trial_id, "phase": context.phase},
+                                          writer=RowWriter(context.gradients_path, GRADIENT_COLUMNS),
+                                          initial_epoch=initial_epoch, structure=structure))
     model.fit(dataset.x_train, dataset.y_train, batch_size=hyperparameters["batch_size"], epochs=epochs,
-              initial_epoch=initial_epoch, shuffle=True, verbose=0, callbacks=[recorder],
+              initial_epoch=initial_epoch, shuffle=True, verbose=0, callbacks=callbacks,
               class_weight=class_weights(dataset.y_train, dataset.num_classes)
               if context.space.training.class_weights else None)
     row: dict[str, Any] = {**row_base, **trial_columns, "parameter_count": model.count_params(),
+                           "receptive_field": receptive_field(model),
                            "status": DIVERGED if recorder.diverged else COMPLETED}
     context.weights_dir.mkdir(exist_ok=True)
     if recorder.best_weights is None:

@@ -134,14 +134,15 @@ def edit_too_many_fields(run: Path) -> str:
     text = lines(run / "epochs.csv")
     text[3] = text[3].rstrip("\n") + ",extra\n"
     (run / "epochs.csv").write_text("".join(text), encoding="utf-8")
-    return r"epochs\.csv: line 4: 27 fields, but the header \(line 1\) has 26$"
+    width = len(tables.EPOCH_COLUMNS)
+    return rf"epochs\.csv: line 4: {width + 1} fields, but the header \(line 1\) has {width}$"
 
 
 def edit_short_row_inside(run: Path) -> str:
     text = lines(run / "epochs.csv")
     text[4] = ",".join(text[4].split(",")[:5]) + "\n"
     (run / "epochs.csv").write_text("".join(text), encoding="utf-8")
-    return r"epochs\.csv: line 5: 5 fields, but the header \(line 1\) has 26$"
+    return rf"epochs\.csv: line 5: 5 fields, but the header \(line 1\) has {len(tables.EPOCH_COLUMNS)}$"
 
 
 def edit_fractional_epoch(run: Path) -> str:

@@ -313,7 +313,7 @@ def test_markdown_has_the_verdict_and_every_section_in_order():
     assert lines[2] == "**Partial: 3 of 12 trials done**"  # its own paragraph, before any number
     assert lines[4].startswith("Dataset **toy** (content hash `abc`)")
     assert [line for line in lines if line.startswith("## ")] == [
-        "## Verdict", "## What was held fixed", "## Caveats", "## Data problems",
+        "## Verdict", "## Why?", "## What was held fixed", "## Caveats", "## Data problems",
         "## What each claim's factor did", "## Each claim's measure at every level of its factor", "## Thresholds",
         "## Slopes along each claim's axis", "## Trainability per cell", "## What happened to the trials",
         "## Isolation: each cell's tuned winner", "## Tuned winners with selection-aware intervals",
@@ -461,7 +461,7 @@ def test_report_opens_in_headless_chromium_with_every_image_decoded(tmp_path):
     dump = chromium(["--virtual-time-budget=10000", "--dump-dom", checked.as_uri()], tmp_path / "profile-dom")
     match = re.search(r'data-check="([^"]*)"', dump.stdout)
     assert match, f"no check result in the DOM; chromium said: {dump.stderr[-2000:]}"
-    images = len(figures.FIGURE_NAMES)
+    images = len(figures.FIGURE_NAMES) + 1  # and why_overfitting: the default overfitting statement tests it
     assert match.group(1) == f"images={images}/{images};verdict=visible;first=verdict"
     assert "&lt;script&gt;alert" in dump.stdout  # the escaped title is text, not a script
 

@@ -111,13 +111,16 @@ TRIALS = {
 }
 TRAIN_BALANCED_ACCURACY = {"t7": 0.55}
 
-FIXED = {"width": 16, "kernel_size": 5, "recurrent_dropout": 0.0, "learning_rate": 0.001, "epochs": 4, "batch_size": 32}
+FIXED = {"width": 16, "kernel_size": 5, "recurrent_dropout": 0.0, "learning_rate": 0.001, "clipnorm": 0.0, "epochs": 4,
+         "batch_size": 32, "parameter_budget": 0}
 
 TABLE_FILES = ["answers.json", "best_of_k.csv", "boundaries.csv", "calibration.csv", "cell_summary.csv", "claims.csv",
                "classification.csv", "factor_effects.csv", "factor_profile.csv",
                "gap_heatmaps.csv", "isolation.csv", "kendall_tau.csv", "learning_curves.csv", "medians.csv",
-               "nuisance_edges.csv", "nuisance_values.csv", "problem_trials.csv", "slopes.csv", "thresholds.csv",
-               "trainability.csv", "winners.csv"]
+               "model_sizes.csv", "nuisance_edges.csv", "nuisance_values.csv", "problem_trials.csv", "slopes.csv",
+               "thresholds.csv", "trainability.csv", "why.csv", "winners.csv"]
+#: The default overfitting statement tests the overfitting explanation, so a depth study has its Why? figure too.
+WHY_FIGURES = ("why_overfitting",)
 
 
 def epoch_rows() -> pd.DataFrame:
@@ -372,7 +375,7 @@ def test_build_report_writes_every_table_figure_and_page(run_dir, tmp_path):
     assert sorted(path.name for path in directory.iterdir()) == sorted(
         [*TABLE_FILES, "figures", "report.html", "report.md"])
     assert sorted(path.name for path in (directory / "figures").iterdir()) == sorted(
-        f"{name}.{suffix}" for name in FIGURE_NAMES for suffix in ("png", "svg"))
+        f"{name}.{suffix}" for name in (*FIGURE_NAMES, *WHY_FIGURES) for suffix in ("png", "svg"))
     assert set(FIGURE_NAMES) == {"gap_vs_depth", "claim_profiles", "trainability_vs_depth", "slopes", "learning_curves",
                                  "gap_heatmaps", "nuisance_axes", "best_of_k", "winners"}
     for name in FIGURE_NAMES:
@@ -393,7 +396,7 @@ def test_build_report_writes_every_table_figure_and_page(run_dir, tmp_path):
            "in 2 cell(s) (5 completed, 1 diverged, 1 crashed), 1 repeat trial(s)" in text
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == [
-        "## Verdict", "## What was held fixed", "## Caveats", "## Data problems",
+        "## Verdict", "## Why?", "## What was held fixed", "## Caveats", "## Data problems",
         "## What each claim's factor did", "## Each claim's measure at every level of its factor", "## Thresholds",
         "## Slopes along each claim's axis", "## Trainability per cell", "## What happened to the trials",
         "## Isolation: each cell's tuned winner", "## Tuned winners with selection-aware intervals",
@@ -428,7 +431,7 @@ def test_build_report_writes_every_table_figure_and_page(run_dir, tmp_path):
     assert "`gap_at_target` (overfitting, primary" in how and "inference mode" in how
 
     page = (directory / "report.html").read_text(encoding="utf-8")
-    assert page.count('src="data:image/png;base64,') == len(FIGURE_NAMES)
+    assert page.count('src="data:image/png;base64,') == len(FIGURE_NAMES) + len(WHY_FIGURES)
     assert page.index('id="verdict"') < page.index("<img")
 
 

@@ -24,7 +24,7 @@ from study.tables import CLASS_COLUMNS, EPOCH_COLUMNS, TRIAL_COLUMNS
 from tests.conftest import run_main, snapshot, write_space
 
 HEADER = ",".join(EPOCH_COLUMNS)
-ROW = ",".join(["3", "tune", "lstm", "1", "4", "5", "0.1", "0.0", "0.001", "l2", "0.01", "3", "32", "7", "1",
+ROW = ",".join(["3", "tune", "lstm", "1", "4", "5", "0.1", "0.0", "0.001", "l2", "0.01", "0.0", "3", "32", "0", "7", "1",
                 *["0.5"] * 11])
 
 

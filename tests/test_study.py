@@ -14,7 +14,8 @@ import pytest
 
 from study.config import load_space
 from study.runner import run_study
-from study.tables import EPOCH_COLUMNS, TRIAL_COLUMNS, read_classes, read_epochs, read_manifest, read_trials
+from study.tables import (EPOCH_COLUMNS, TRIAL_COLUMNS, read_classes, read_epochs, read_gradients, read_manifest,
+                          read_trials)
 from tests.conftest import PROJECT_ROOT, run_cli, write_space
 
 CELL = ["architecture", "depth"]
@@ -157,7 +158,8 @@ def _count_rows(path: Path) -> int:
 
 
 def test_resume_after_sigkill_keeps_finished_trials_and_redoes_the_interrupted_one(tmp_path):
-    space_file = write_space(tmp_path, {"tuner": {"name": "random", "trials_per_cell": 2, "seed": 11}})
+    space_file = write_space(tmp_path, {"tuner": {"name": "random", "trials_per_cell": 2, "seed": 11},
+                                        "training": {"record_gradients": True}})
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "study", "run", str(space_file), "--runs-dir", "runs", "--quiet"]
     run_dir = tmp_path / "runs" / "tiny"
@@ -200,6 +202,15 @@ def test_resume_after_sigkill_keeps_finished_trials_and_redoes_the_interrupted_o
         np.testing.assert_array_equal(resumed_epochs[column].to_numpy(), fresh_epochs[column].to_numpy())
     np.testing.assert_allclose(resumed_epochs["val_loss"].to_numpy(), fresh_epochs["val_loss"].to_numpy(),
                                rtol=1e-5)
+    # gradients.csv resumes like epochs.csv: every trial's epochs 0..3 once per (layer, kind), as in a fresh run
+    keys = ["trial_id", "phase", "epoch", "layer", "kind"]
+    resumed_gradients = read_gradients(run_dir).sort_values(keys).reset_index(drop=True)
+    fresh_gradients = read_gradients(tmp_path / "fresh" / "tiny").sort_values(keys).reset_index(drop=True)
+    assert not resumed_gradients.duplicated(keys).any()
+    assert set(resumed_gradients["trial_id"]) == set(trials["trial_id"])
+    assert all(sorted(set(group)) == [0, 1, 2, 3] for _, group in resumed_gradients.groupby("trial_id")["epoch"])
+    pd.testing.assert_frame_equal(resumed_gradients[keys], fresh_gradients[keys])
+    np.testing.assert_allclose(resumed_gradients["norm"].to_numpy(), fresh_gradients["norm"].to_numpy(), rtol=1e-4)
 
     # a finished study run again does nothing new; --overwrite starts afresh; a changed space is refused
     again = run_cli("run", str(space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)

@@ -3,8 +3,9 @@
 :func:`analyse` runs the pipeline: the trial frame (classification and
 matched-progress measures), the slope table and its permutation tests, the two
 statements with their measured error rates, Kendall tau, the tuned winners with
-selection-aware intervals, the expected best-of-k curves, and the summary
-tables the report prints and the figures draw.
+selection-aware intervals, the expected best-of-k curves, the summary
+tables the report prints and the figures draw, and what the claims say about
+each explanation of the depth question (:mod:`study.statistics.explanations`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from study.statistics.trials import (CELL, measure_available, measure_definition
                                      settings_are_paired, trial_frame)
 from study.statistics.claims import default_claims, scientific_factors
 from study.statistics.effects import factor_effects, factor_profile, mean_interval
+from study.statistics.explanations import gradient_profile, model_sizes, why_table
 from study.statistics.verdict import Verdict, build_statements, data_caveats, empty_slopes, slope_table
 
 #: Measures whose per-cell means (with intervals) the report tabulates and draws.
@@ -186,23 +188,30 @@ def study_claims(space: Mapping[str, Any], frame: pd.DataFrame, first: str, seco
 
 def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping[str, Any], *, first: str = "lstm",
             second: str = "cnn", classes: pd.DataFrame | None = None, seed: int = 0,
-            extra_problems: Sequence[str] = (), compare: tuple[str, str, str] | None = None) -> Analysis:
+            extra_problems: Sequence[str] = (), compare: tuple[str, str, str] | None = None,
+            gradients: pd.DataFrame | None = None) -> Analysis:
     """The whole analysis of one study from its tables (``trials`` None: every epoch-table trial completed).
 
     The claims are the space's ``claims:`` section, else the two depth statements comparing ``first`` with
     ``second``; ``compare`` = (factor, first level, second level) replaces every claim's comparison.
-    ``extra_problems``: data problems found while reading the tables (torn rows), listed first."""
+    ``extra_problems``: data problems found while reading the tables (torn rows), listed first. ``gradients``:
+    gradients.csv when the study recorded it (the gradient measures, the ``gradient_profile`` table).
+    The ``why`` table groups the claims by the explanation they test; the depth study's default overfitting
+    statement tests the overfitting explanation."""
     space = manifest.get("space") if isinstance(manifest.get("space"), Mapping) else {}
     space = dict(space)
     settings = AnalysisConfig.from_mapping(space.get("analysis"))
     chance = chance_levels(manifest, classes)
-    frame, target = trial_frame(epochs, trials, chance=chance, settings=settings)
+    frame, target = trial_frame(epochs, trials, chance=chance, settings=settings, gradients=gradients)
     nuisance = nuisance_columns(frame, space)
     paired = settings_are_paired(frame, nuisance)
     tuner = (space.get("tuner") or {}).get("name") if isinstance(space.get("tuner"), Mapping) else None
     if compare is not None and compare[0] == "architecture":
         first, second = compare[1], compare[2]
     claims, declared, reason = study_claims(space, frame, first, second, compare)
+    if not declared:  # the default overfitting statement is the overfitting explanation, stated for the depth study
+        claims = tuple(replace(claim, explanation="overfitting") if claim.label == "overfitting" else claim
+                       for claim in claims)
     scientific = scientific_factors(space, frame)
     # A cell is every combination of the scientific factors (architecture and depth first): each has its own
     # tuned winner, as the runner's repeat phase does.
@@ -225,7 +234,10 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
         "gap_heatmaps": summaries.gap_heatmaps(frame, space),
         "nuisance_values": summaries.nuisance_value_table(frame, space),
         "nuisance_edges": summaries.search_edges(space),
+        "model_sizes": model_sizes(frame, scientific),
     }
+    if "gradient_ratio" in frame.columns:  # the study recorded gradients.csv
+        tables["gradient_profile"] = gradient_profile(frame, scientific, seed=seed)
     if classes is not None:
         dataset = manifest.get("dataset") if isinstance(manifest.get("dataset"), Mapping) else {}
         names = dataset.get("class_names") if isinstance(dataset.get("class_names"), list) else None
@@ -256,6 +268,8 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
             for statement in statements])
     else:
         tables["slopes"] = empty_slopes()
+    tables["why"] = why_table(verdict.statements if verdict is not None else (), claims if verdict is not None else (),
+                              space)
     return Analysis(verdict=verdict, no_verdict_reason=reason, trials=frame, tables=tables,
                     data_problems=(*extra_problems, *_data_problems(epochs, trials, frame)), space=space,
                     manifest=dict(manifest), target_train_loss=target, chance=chance, settings=settings, paired=paired,

@@ -164,7 +164,8 @@ def _trial(rng, plan, phase, trial_id, cell, setting, draw, trains, kappa, tau, 
     learning_rate = float(10 ** (-4 + 2 * draw[1]))
     base = {"trial_id": trial_id, "phase": phase, "architecture": architecture, "depth": depth, "width": 16,
             "kernel_size": 7, "dropout": dropout, "recurrent_dropout": 0.0, "weight_decay": weight_decay,
-            "weight_decay_type": "l2", "learning_rate": learning_rate, "epochs": plan.epochs, "batch_size": 64,
+            "weight_decay_type": "l2", "learning_rate": learning_rate, "clipnorm": 0.0, "epochs": plan.epochs,
+            "batch_size": 64, "parameter_budget": 0,
             "seed": int(rng.integers(0, 2**31 - 1))}
     count = len(curves["epoch"])
     part = pd.DataFrame({**{name: [value] * count for name, value in base.items()}, **curves,

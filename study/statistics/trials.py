@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from study.config import CLAIM_MEASURES, AnalysisConfig
-from study.measures import finite, measures_table
+from study.measures import finite, gradient_measures, measures_table
 from study.statistics.classification import Chance, classify_trials
 from study.statistics.progress import matched_progress, target_train_loss
 from study.tables import HYPERPARAMETER_COLUMNS
@@ -74,6 +74,9 @@ MEASURES: tuple[MeasureDefinition, ...] = (
     MeasureDefinition("best_val_accuracy", "performance", False, -1, False, False,
                       "validation accuracy at the epoch of lowest validation loss (crashed settings left out): what a "
                       "regulariser costs or gains"),
+    MeasureDefinition("gradient_ratio", "gradients", False, -1, False, False,
+                      "log10 of the first layer's over the last hidden layer's loss-gradient norm (kernels), median "
+                      "over the training epochs (gradients.csv; -1: ten times smaller at the first layer)"),
 )
 if tuple(definition.name for definition in MEASURES) != CLAIM_MEASURES:  # pragma: no cover - a coding error
     raise RuntimeError("study.config.CLAIM_MEASURES must list the names of MEASURES in order")
@@ -90,11 +93,13 @@ def measure_definition(name: str) -> MeasureDefinition:
 
 
 def trial_frame(epochs: pd.DataFrame, trials: pd.DataFrame | None, *, chance: Chance,
-                settings: AnalysisConfig = AnalysisConfig()) -> tuple[pd.DataFrame, float]:
+                settings: AnalysisConfig = AnalysisConfig(),
+                gradients: pd.DataFrame | None = None) -> tuple[pd.DataFrame, float]:
     """(one row per trial, the common train-loss target).
 
     ``trials`` is trials.csv (None: every trial of the epoch table, all
-    completed). Trials with epoch rows but no trials.csv row (still running, or
+    completed); ``gradients`` is gradients.csv when the study recorded it (adds
+    the gradient measures of :func:`study.measures.gradient_measures`). Trials with epoch rows but no trials.csv row (still running, or
     cut off) are left out; the caller reports them.
     """
     epochs = epochs.copy()
@@ -117,7 +122,7 @@ def trial_frame(epochs: pd.DataFrame, trials: pd.DataFrame | None, *, chance: Ch
                 base[column] = np.nan
         keep = [column for column in base.columns
                 if column in [*KEYS, *attributes, "status", "setting", "parent_trial_id", "parameter_count",
-                              "test_accuracy", "test_macro_f1", "test_balanced_accuracy", "message"]]
+                              "receptive_field", "test_accuracy", "test_macro_f1", "test_balanced_accuracy", "message"]]
         base = base[keep]
         missing = [column for column in attributes if column not in base.columns]
         if missing:
@@ -131,6 +136,11 @@ def trial_frame(epochs: pd.DataFrame, trials: pd.DataFrame | None, *, chance: Ch
     target = target_train_loss(frame, settings)
     progress = matched_progress(epochs, target)
     frame = frame.merge(progress, on=KEYS, how="left")
+    if gradients is not None and not gradients.empty:
+        measured = gradient_measures(gradients.assign(trial_id=gradients["trial_id"].astype(str)))
+        if "phase" not in measured.columns:
+            measured["phase"] = TUNE
+        frame = frame.merge(measured, on=KEYS, how="left")
     frame["reached_target"] = frame["reached_target"].fillna(False).astype(bool)
     for column in ("best_epoch", "epochs_run", "overfit_onset", "best_val_loss", "best_val_accuracy", "gap_at_best",
                    "gap_growth", "final_gap", "epochs_to_target", "gap_at_target", "gap_growth_after_target"):
