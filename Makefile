@@ -19,7 +19,7 @@ RUN_FLAGS = $(if $(DATASET),--dataset $(DATASET)) $(if $(TUNER),--tuner $(TUNER)
             $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo study study-depth study-dropout study-weight-decay report report-index bench calibration test data-mitdb data-cinc2017 clean
+.PHONY: help venv demo study study-depth study-dropout study-weight-decay study-explanations report report-index bench calibration test data-mitdb data-cinc2017 clean
 
 help: ## List the targets and the variables they take
 	@echo "Targets:"
@@ -51,6 +51,13 @@ study-dropout: ## Dropout study: how much of the gap does dropout close, per arc
 
 study-weight-decay: ## Weight-decay study: AdamW against an L2 penalty, two strengths, per architecture and depth (~25 min)
 	$(MAKE) study SPACE=search_spaces/weight_decay.yaml
+
+EXPLANATION_SPACES ?= gradients clipping parameters gating
+
+study-explanations: ## Why? Run the explanation studies (search_spaces/explanations/) and build their reports (~1 h on 2 cores)
+	@for space in $(EXPLANATION_SPACES); do \
+	  $(MAKE) --no-print-directory study SPACE=search_spaces/explanations/$$space.yaml || exit $$?; \
+	done
 
 report: venv ## Rebuild reports/$(STUDY)/ from runs/$(STUDY)/ (STUDY=<name>)
 	@test -n "$(STUDY)" || { echo "make report needs STUDY=<name>, e.g. make report STUDY=demo" >&2; exit 2; }
