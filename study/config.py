@@ -463,6 +463,11 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
             specs[hp_name] = HyperparameterSpec(hp_name, "fixed", values=(kind.default,))
     scientific = {spec.name: spec.values for spec in specs.values() if spec.role == "scientific"}
     claims = parse_claims(top.get("claims", []), scientific, source) if "claims" in top else ()
+    for index, claim in enumerate(claims):
+        if claim.measure == "gradient_ratio" and not training.record_gradients:
+            raise BadInput("gradient_ratio is read from gradients.csv, which only a study with training: "
+                           "{record_gradients: true} writes; set it, or claim another measure", source=source,
+                           key=f"claims[{index}].measure")
     space = SearchSpace(
         name=name,
         source=source,

@@ -200,3 +200,19 @@ def test_tiny_study_records_gradients_receptive_fields_and_matched_widths(tmp_pa
     assert set(gradients["trial_id"]) == set(trials["trial_id"]) and set(gradients["epoch"]) == {0, 1, 2}
     assert not gradients.duplicated(["trial_id", "epoch", "layer", "kind"]).any()
     assert set(gradients.loc[gradients["layer"].str.startswith("conv"), "kind"]) == {"convolution_kernel"}
+
+
+def test_a_gradient_claim_without_recorded_gradients_and_bad_flags_are_bad_input():
+    claims = [{"factor": "depth", "measure": "gradient_ratio", "direction": "decreases"}]
+    with pytest.raises(BadInput, match="record_gradients") as caught:
+        space_from_dict({**TINY_SPACE, "claims": claims}, source="s.yaml")
+    assert "claims[0].measure" in str(caught.value)
+    space = space_from_dict({**TINY_SPACE, "claims": claims, "training": {"record_gradients": True}}, source="s.yaml")
+    assert space.training.record_gradients and space.claims[0].measure == "gradient_ratio"
+    with pytest.raises(BadInput, match="true or false") as caught:
+        space_from_dict({**TINY_SPACE, "training": {"record_gradients": "yes"}}, source="s.yaml")
+    assert "training.record_gradients" in str(caught.value)
+    with pytest.raises(BadInput, match="vanishing_gradients") as caught:
+        space_from_dict({**TINY_SPACE, "claims": [{**claims[0], "measure": "gap_at_best", "explanation": "magic"}]},
+                        source="s.yaml")
+    assert "claims[0].explanation" in str(caught.value)
