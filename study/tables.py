@@ -40,7 +40,7 @@ TRIAL_COLUMNS = [
     "trial_id", "phase", "status", *HYPERPARAMETER_COLUMNS, "seed", "setting", "parent_trial_id", "epochs_allotted", "parameter_count",
     "receptive_field", "epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "gap_at_best", "final_gap",
     "gap_growth", "overfit_onset", "test_loss", "test_accuracy", "test_macro_f1",
-    "test_balanced_accuracy", "seconds", "message",
+    "test_balanced_accuracy", "seconds", "gradient_seconds", "message",
 ]
 
 #: Per-class test scores at the restored best epoch: one row per (trial, class).

@@ -417,16 +417,18 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
                              val_inputs=dataset.x_val, val_labels=dataset.y_val, row_base=row_base,
                              writer=RowWriter(context.epochs_path, EPOCH_COLUMNS))
     callbacks: list[keras.callbacks.Callback] = [recorder]
+    gradient_recorder = None
     if context.space.training.record_gradients:
         # A fixed training batch: the first GRADIENT_BATCH examples of the fixed inference-mode training subset.
         # Models with the same size arguments have the same variables, so they share one compiled gradient.
         batch = indices[:GRADIENT_BATCH]
         structure = (hyperparameters["architecture"], hyperparameters["width"], dataset.input_shape,
                      dataset.num_classes, *(hyperparameters[name] for name in SIZE_ARGUMENTS))
-        callbacks.append(GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
-                                          row_base={"trial_id": trial_id, "phase": context.phase},
-                                          writer=RowWriter(context.gradients_path, GRADIENT_COLUMNS),
-                                          initial_epoch=initial_epoch, structure=structure))
+        gradient_recorder = GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
+                                             row_base={"trial_id": trial_id, "phase": context.phase},
+                                             writer=RowWriter(context.gradients_path, GRADIENT_COLUMNS),
+                                             initial_epoch=initial_epoch, structure=structure)
+        callbacks.append(gradient_recorder)
     model.fit(dataset.x_train, dataset.y_train, batch_size=hyperparameters["batch_size"], epochs=epochs,
               initial_epoch=initial_epoch, shuffle=True, verbose=0, callbacks=callbacks,
               class_weight=class_weights(dataset.y_train, dataset.num_classes)
@@ -457,6 +459,8 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         row.update(test_loss=test.loss, test_accuracy=test.accuracy, test_macro_f1=test.macro_f1,
                    test_balanced_accuracy=test.balanced_accuracy)
     row["seconds"] = round(time.perf_counter() - started, 3)
+    if gradient_recorder is not None:  # what recording the gradient norms cost this trial (make bench reports it)
+        row["gradient_seconds"] = round(gradient_recorder.seconds, 3)
     keras.backend.clear_session(free_memory=False)
     return row
 

@@ -187,6 +187,7 @@ def test_tiny_study_records_gradients_receptive_fields_and_matched_widths(tmp_pa
     assert len(trials) == 4 and (trials["status"] == "completed").all()
     assert ((trials["parameter_count"] - 20000).abs() <= 0.05 * 20000).all()
     assert (trials["parameter_budget"] == 20000).all() and set(trials["clipnorm"]) <= {0.5, 2.0}
+    assert ((trials["gradient_seconds"] > 0) & (trials["gradient_seconds"] < trials["seconds"])).all()
     matched = {(row["architecture"], row["depth"]): row for row in read_manifest(run_dir)["matched_widths"]}
     for row in trials.itertuples():
         assert matched[(row.architecture, row.depth)]["width"] == row.width
