@@ -450,3 +450,13 @@ def test_a_bad_why_list_is_a_one_line_problem_of_that_study(tmp_path, why, probl
     markdown = index_report.build_index(tmp_path)[0].read_text(encoding="utf-8")
     line = next(line for line in markdown.splitlines() if line.startswith("**Problem:**"))
     assert problem in line
+
+
+def test_a_gradient_claim_without_gradient_rows_is_reported_as_not_measured(tmp_path):
+    run = write_planted_run(tmp_path / "runs" / "planted")
+    (run / tables.GRADIENTS_FILE).write_text(",".join(tables.GRADIENT_COLUMNS) + "\n", encoding="utf-8")
+    status, _out, err = run_main(["report", "planted", "--runs-dir", str(tmp_path / "runs"), "--reports-dir",
+                                  str(tmp_path / "reports")])
+    assert status == 0, err
+    text = (tmp_path / "reports" / "planted" / "report.md").read_text(encoding="utf-8")
+    assert "gradient_ratio was not measured" in text

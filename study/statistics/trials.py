@@ -187,8 +187,10 @@ def measure_units(trials: pd.DataFrame, measure: str, columns: tuple[str, ...] |
         # Censored at the budget: a trial that never overfitted has an onset of at least one more epoch
         # than it ran (tested on mid-ranks, so it ties behind every observed onset).
         values = rows["overfit_onset"].where(~rows["never_overfitted"], rows["epochs_run"] + 1)
-    else:
+    elif measure in rows.columns:
         values = rows[measure]
+    else:  # not recorded (gradient_ratio without gradients.csv rows): no units, and the claim says so
+        values = pd.Series(math.nan, index=rows.index)
     setting = pd.to_numeric(rows["setting"], errors="coerce") if "setting" in rows.columns else math.nan
     units = pd.DataFrame({"architecture": rows["architecture"].astype(str), "depth": pd.to_numeric(rows["depth"]),
                           "setting": setting, "value": finite(values)})
