@@ -207,13 +207,7 @@ def plot_gradient_profile(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[str
     if rows.empty:
         not_enough_data(ax, "no tuning trial has a finite gradient ratio (gradients.csv)", title="gradient ratio")
         return
-    extra = _extra_factors(rows, ("architecture", "depth", *GRADIENT_PROFILE_COLUMNS))
-    series = rows["architecture"].astype(str).str.upper() if "architecture" in rows.columns \
-        else pd.Series("all", index=rows.index)
-    if extra:
-        series = series + " (" + rows.apply(lambda row: _cell_label(row, extra), axis=1) + ")"
-    rows = rows.assign(series=series.to_numpy())
-    names = sorted(rows["series"].unique())
+    rows, names, extra = _with_series(rows, ("architecture", "depth", *GRADIENT_PROFILE_COLUMNS))
     if palette and not extra:  # the study's architecture colours, keyed by the upper-case line names
         colours = {name: palette.get(name.lower(), palette.get(name)) for name in names}
     else:
@@ -271,14 +265,10 @@ def plot_trainable_fraction(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[s
     if frame.empty:
         not_enough_data(ax, "no tuning trials", title="trainable fraction")
         return
-    extra = _extra_factors(frame, ("architecture", "depth", "settings", "trained", "trainable_fraction",
-                                   "fraction_low", "fraction_high", "failed_to_train", "diverged", "crashed",
-                                   "best_train_loss"))
-    series = frame["architecture"].astype(str).str.upper()
-    if extra:  # one line per architecture and level of every other scientific factor
-        series = series + " (" + frame.apply(lambda row: _cell_label(row, extra), axis=1) + ")"
-    frame = frame.assign(series=series.to_numpy())
-    names = sorted(frame["series"].unique())
+    # one line per architecture and level of every other scientific factor
+    frame, names, extra = _with_series(frame, ("architecture", "depth", "settings", "trained", "trainable_fraction",
+                                               "fraction_low", "fraction_high", "failed_to_train", "diverged",
+                                               "crashed", "best_train_loss"))
     palette = dict(zip(names, sns.color_palette("colorblind" if len(names) <= 10 else "tab20", len(names)))) \
         if extra else {name: colour for name, colour in (palette or architecture_palette(
             sorted(frame["architecture"].astype(str).unique()))).items()}
@@ -434,6 +424,19 @@ def _cell_label(row: pd.Series, factors: Sequence[str]) -> str:
     return ", ".join(f"{name} {row[name]}" for name in factors)
 
 
+def _with_series(frame: pd.DataFrame, known: Sequence[str], *, open_: str = " (",
+                 close: str = ")") -> tuple[pd.DataFrame, list[str], list[str]]:
+    """(``frame`` with a ``series`` column, the sorted series names, the extra factors): one series per
+    architecture (upper case) and level of every other scientific factor of a per-cell table."""
+    extra = _extra_factors(frame, known)
+    series = frame["architecture"].astype(str).str.upper() if "architecture" in frame.columns \
+        else pd.Series("all", index=frame.index)
+    if extra:
+        series = series + open_ + frame.apply(lambda row: _cell_label(row, extra), axis=1) + close
+    frame = frame.assign(series=series.to_numpy())
+    return frame, sorted(frame["series"].unique()), extra
+
+
 def plot_best_of_k(frame: pd.DataFrame, ax: Axes, *, title: str = "") -> None:
     """Expected best validation accuracy of k settings, one line per depth (and level of any other scientific
     factor) (``frame``: the rows of the analysis' ``best_of_k`` table for one architecture)."""
@@ -459,13 +462,8 @@ def plot_winners(frame: pd.DataFrame, ax: Axes, *, measure: str, palette: Mappin
     """Each cell winner's mean of one measure over its seeds with its selection-aware interval
     (``frame``: the analysis' ``winners`` table; rows of ``measure`` are drawn)."""
     rows = frame.loc[frame["measure"] == measure]
-    extra = _extra_factors(rows, ("architecture", "depth", "measure", "trial_id", "mean", "ci_low", "ci_high", "seeds",
-                                  "winner_share"))
-    series = rows["architecture"].astype(str).str.upper()
-    if extra:
-        series = series + " (" + rows.apply(lambda row: _cell_label(row, extra), axis=1) + ")"
-    rows = rows.assign(series=series.to_numpy())
-    names = sorted(rows["series"].unique())
+    rows, names, extra = _with_series(rows, ("architecture", "depth", "measure", "trial_id", "mean", "ci_low",
+                                             "ci_high", "seeds", "winner_share"))
     palette = palette if palette and not extra else dict(zip(names, sns.color_palette("colorblind" if len(names) <= 10
                                                                                        else "tab20", len(names))))
     for name, group in rows.groupby("series", sort=True):
@@ -664,13 +662,9 @@ def learning_curves_figure(analysis: Analysis) -> Figure:
     curves = _table(analysis, "learning_curves")
     if curves.empty:
         return _single("no cell has a completed tuning trial with a finite validation loss", "learning curves")
-    extra = _extra_factors(curves, ("architecture", "depth", "trial_id", "epoch", "split", "mean", "low", "high",
-                                    "seeds"))
-    series = curves["architecture"].astype(str).str.upper()
-    if extra:  # one row of panels per architecture and level of every other scientific factor
-        series = series + ", " + curves.apply(lambda row: _cell_label(row, extra), axis=1)
-    curves = curves.assign(series=series.to_numpy())
-    names = sorted(curves["series"].unique())
+    # one row of panels per architecture and level of every other scientific factor
+    curves, names, _extra = _with_series(curves, ("architecture", "depth", "trial_id", "epoch", "split", "mean", "low",
+                                                  "high", "seeds"), open_=", ", close="")
     depths = sorted(curves["depth"].unique())
     figure = _new_figure(3.2 * len(depths), 2.8 * len(names) + 0.4)
     axes = figure.subplots(len(names), len(depths), squeeze=False, sharey=True)

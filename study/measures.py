@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from study.tables import KERNEL_KINDS
+
 #: Absolute tolerance (nats) above the minimum validation loss before a later
 #: epoch counts as overfitting, see :func:`overfit_onset`.
 DEFAULT_ONSET_TOLERANCE = 0.05
@@ -247,8 +249,6 @@ GRADIENT_MEASURE_COLUMNS = ["gradient_ratio", "gradient_ratio_at_init", "gradien
 def layer_gradient_norms(gradients: pd.DataFrame) -> pd.DataFrame:
     """One row per (trial, phase, epoch, layer): the norm over the layer's kernels (input, recurrent and
     convolution kernels; biases and normalisation weights left out), from gradients.csv's rows."""
-    from study.tables import KERNEL_KINDS
-
     rows = gradients.loc[gradients["kind"].isin(KERNEL_KINDS)].copy()
     rows["squared"] = pd.to_numeric(rows["norm"], errors="coerce") ** 2
     keys = [column for column in ("trial_id", "phase") if column in rows.columns]

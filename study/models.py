@@ -411,7 +411,7 @@ def match_width(values: dict[str, Any], input_shape: tuple[int, ...], num_classe
         raise ValueError(f"a parameter budget must be positive, not {budget}")
     input_shape = tuple(input_shape)
     frozen = tuple(sorted((name, value) for name, value in values.items()
-                          if name == "architecture" or (name in BUILDER_ARGUMENTS and name != "width")))
+                          if name == "architecture" or name in SIZE_ARGUMENTS))  # the rest leaves the count alone
     a, b, c = _width_quadratic(frozen, input_shape, num_classes)
     if a > 0:
         discriminant = b * b - 4 * a * (c - budget)

@@ -185,8 +185,8 @@ def loss_gradients(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, s
 
     Inference mode (dropout off, BatchNorm moving statistics) and no penalty, so the same weights always give
     the same gradient and epochs compare. Keras 3 has no backend-neutral gradient call, so: TensorFlow's
-    GradientTape and JAX's ``grad`` (both compiled, and shared by models of the same ``structure`` when the
-    caller names it: a hashable key that fixes the variables' shapes and order), and PyTorch's
+    GradientTape and JAX's ``grad`` (both compiled, and shared by models whose ``structure`` the caller names:
+    a hashable key of the graph, such as the architecture, to which the variables' shapes are added), and PyTorch's
     ``torch.autograd.grad`` (eager, as PyTorch runs). Returned in the order of ``model.trainable_variables``.
     """
     backend = keras.backend.backend()

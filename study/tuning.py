@@ -319,15 +319,21 @@ class StudyContext:
     matched: dict[tuple, tuple[int, int]] = field(default_factory=dict)
 
     def width_for(self, hyperparameters: dict[str, Any]) -> int:
-        """The trial's width: as given, or solved for its ``parameter_budget`` (cached per builder arguments)."""
-        budget = int(hyperparameters.get("parameter_budget") or 0)
-        if budget <= 0:
+        """The trial's width: as given, or solved for its ``parameter_budget`` (see :meth:`matched_size`)."""
+        if int(hyperparameters.get("parameter_budget") or 0) <= 0:
             return int(hyperparameters["width"])
-        key = _matching_key(hyperparameters)
+        return self.matched_size(hyperparameters)[0]
+
+    def matched_size(self, hyperparameters: dict[str, Any]) -> tuple[int, int]:
+        """(width, parameter count) solved for the trial's ``parameter_budget``, cached per architecture, budget
+        and the builder arguments that change a model's size."""
+        key = (hyperparameters["architecture"], int(hyperparameters["parameter_budget"]),
+               *((name, hyperparameters.get(name)) for name in SIZE_ARGUMENTS))
         if key not in self.matched:
             self.matched[key] = match_width(dict(hyperparameters), self.dataset.input_shape,
-                                            self.dataset.num_classes, budget, max_width=MAX_WIDTH)
-        return self.matched[key][0]
+                                            self.dataset.num_classes, int(hyperparameters["parameter_budget"]),
+                                            max_width=MAX_WIDTH)
+        return self.matched[key]
 
     @property
     def gradients_path(self) -> Path:
@@ -346,11 +352,6 @@ class StudyContext:
         return self.run_dir / "weights"
 
 
-def _matching_key(hyperparameters: dict[str, Any]) -> tuple:
-    return (hyperparameters["architecture"], int(hyperparameters["parameter_budget"]),
-            *((name, hyperparameters.get(name)) for name in SIZE_ARGUMENTS))
-
-
 def matched_widths(space: SearchSpace, context: StudyContext) -> list[dict[str, Any]]:
     """Solve the width of every parameter-matched cell before anything trains, so an unmeetable budget is bad
     input at the door. Returns one row per matched cell (its scientific values, budget, width, parameter count)
@@ -366,10 +367,9 @@ def matched_widths(space: SearchSpace, context: StudyContext) -> list[dict[str, 
         if int(values.get("parameter_budget") or 0) <= 0:
             continue
         try:
-            width = context.width_for(values)
+            width, count = context.matched_size(values)
         except ValueError as error:
             raise BadInput(f"{cell_key(cell)}: {error}", source=space.source, key=key) from None
-        count = context.matched[_matching_key(values)][1]
         rows.append({**cell, "parameter_budget": int(values["parameter_budget"]), "width": width,
                      "parameter_count": count})
     return rows
@@ -420,10 +420,10 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     gradient_recorder = None
     if context.space.training.record_gradients:
         # A fixed training batch: the first GRADIENT_BATCH examples of the fixed inference-mode training subset.
-        # Models with the same size arguments have the same variables, so they share one compiled gradient.
+        # The architecture names the graph; the recorder adds the variables' shapes, so every trial of a cell
+        # shares one compiled gradient.
         batch = indices[:GRADIENT_BATCH]
-        structure = (hyperparameters["architecture"], hyperparameters["width"], dataset.input_shape,
-                     dataset.num_classes, *(hyperparameters[name] for name in SIZE_ARGUMENTS))
+        structure = hyperparameters["architecture"]
         gradient_recorder = GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
                                              row_base={"trial_id": trial_id, "phase": context.phase},
                                              writer=RowWriter(context.gradients_path, GRADIENT_COLUMNS),
