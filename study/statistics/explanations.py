@@ -31,6 +31,7 @@ from study.statistics.claims import axis_key, claim_axes
 from study.statistics.effects import mean_interval
 from study.statistics.rules import CONTRADICTED, INCONCLUSIVE, SUPPORTED
 from study.statistics.trials import tuning_units
+from study.statistics.verdict import number, p_text
 
 __all__ = ["EXPLANATION_DETAILS", "GRADIENT_PROFILE_COLUMNS", "MIXED", "MODEL_SIZE_COLUMNS", "NOT_TESTED",
            "WHY_COLUMNS", "WHY_FIGURE_PREFIX", "WHY_STATUSES", "Explanation", "explanation_axes", "gradient_profile",
@@ -112,23 +113,10 @@ def summarise_statuses(statuses: Sequence[str]) -> str:
     return INCONCLUSIVE
 
 
-def _number(value: Any) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{number:.3g}" if math.isfinite(number) else "n/a"
-
-
 def _p(value: Any) -> str:
     """'= 0.012', '< 0.001' or '= n/a'."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "= n/a"
-    if not math.isfinite(number):
-        return "= n/a"
-    return "< 0.001" if number < 0.001 else f"= {number:.3f}"
+    text = p_text(value)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _evidence(statement: Any) -> str:
@@ -137,8 +125,8 @@ def _evidence(statement: Any) -> str:
     what = "slope" if statement.one_arm else "slope difference"
     error = statement.false_positive_rate
     error_text = f"{float(error):.1%}" if error is not None and math.isfinite(float(error)) else "not measured"
-    return (f"{statement.claim} ({statement.status}: {statement.measure} {what} {_number(statement.estimate)} "
-            f"[{_number(low)}, {_number(high)}] {statement.axis}, Holm-adjusted p {_p(statement.adjusted_p_value)}, "
+    return (f"{statement.claim} ({statement.status}: {statement.measure} {what} {number(statement.estimate)} "
+            f"[{number(low)}, {number(high)}] {statement.axis}, Holm-adjusted p {_p(statement.adjusted_p_value)}, "
             f"measured error rate {error_text})")
 
 

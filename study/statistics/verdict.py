@@ -110,8 +110,11 @@ def number(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(float(value)) else f"{float(value):.3g}"
 
 
-def _p(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else (f"{value:.3f}" if value >= 0.001 else "< 0.001")
+def p_text(value: float | None) -> str:
+    """A p-value in words: '0.012', '< 0.001' or 'n/a'."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return f"{float(value):.3f}" if float(value) >= 0.001 else "< 0.001"
 
 
 def arm_name(claim: Claim, label: str) -> str:
@@ -157,20 +160,20 @@ def _direction(slope: float, p_value: float, alpha: float, measure: str, axis: s
     if not math.isfinite(slope):
         return f"has no {measure} slope (units at fewer than two levels of the factor)"
     if p_value < alpha and slope > 0:
-        return f"rises ({number(slope)} {axis}, p = {_p(p_value)})"
+        return f"rises ({number(slope)} {axis}, p = {p_text(p_value)})"
     if p_value < alpha and slope < 0:
-        return f"falls ({number(slope)} {axis}, p = {_p(p_value)})"
-    return f"does not change decidedly ({number(slope)} {axis}, p = {_p(p_value)})"
+        return f"falls ({number(slope)} {axis}, p = {p_text(p_value)})"
+    return f"does not change decidedly ({number(slope)} {axis}, p = {p_text(p_value)})"
 
 
 def reading_text(claim: Claim, row: pd.Series, status: str, alpha: float, adjusted: float, family: int) -> str:
     """The statement read from both arms, in words."""
     measure, axis = claim.measure, claim.axis_text
     first, second = arms(claim)
-    adjusted_text = (f"; the claim's p after Holm's adjustment over {family} claims: {_p(adjusted)}" if family > 1
+    adjusted_text = (f"; the claim's p after Holm's adjustment over {family} claims: {p_text(adjusted)}" if family > 1
                      else "")
     if claim.compare_levels is None:
-        slope = f"slope {number(row['slope_first'])} {axis} (p = {_p(row['p_first'])}{adjusted_text})"
+        slope = f"slope {number(row['slope_first'])} {axis} (p = {p_text(row['p_first'])}{adjusted_text})"
         if status == SUPPORTED:
             return f"Supported: the {slope} lies on the claimed side."
         if status == CONTRADICTED:
@@ -179,7 +182,7 @@ def reading_text(claim: Claim, row: pd.Series, status: str, alpha: float, adjust
     first_name, second_name = arm_name(claim, first), arm_name(claim, second)
     arms_text = (f"{first_name}: {measure} {_direction(row['slope_first'], row['p_first'], alpha, measure, axis)}; "
                  f"{second_name}: {_direction(row['slope_second'], row['p_second'], alpha, measure, axis)}.")
-    difference = f"difference of slopes {number(row['difference'])} (p = {_p(row['p_difference'])}{adjusted_text})"
+    difference = f"difference of slopes {number(row['difference'])} (p = {p_text(row['p_difference'])}{adjusted_text})"
     if status == SUPPORTED:
         return f"Supported: the {difference} lies on the claimed side and {first_name}'s own {measure} moves that way. {arms_text}"
     if status == CONTRADICTED:
