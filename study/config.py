@@ -157,10 +157,50 @@ class HyperparameterSpec:
         return spec
 
 
+#: Factor names a dataset parameter cannot take, because a hyperparameter or a table column has them: such a
+#: parameter's factor (and column) is ``dataset_<parameter>``, e.g. ``dataset_seed``.
+RESERVED_FACTOR_NAMES = frozenset({"trial_id", "phase", "status", "seed", "setting", "epoch", "parent_trial_id",
+                                   "epochs_allotted", "parameter_count", "receptive_field",
+                                   "effective_receptive_field", "message", "offset", "mass", "layer", "kind",
+                                   "norm"})
+
+
+def dataset_factor_name(parameter: str) -> str:
+    """The factor (and table column) name of a scientific dataset parameter: the parameter's own name, or
+    ``dataset_<parameter>`` where a hyperparameter or a table column has that name."""
+    return f"dataset_{parameter}" if parameter in RESERVED_FACTOR_NAMES or parameter in HYPERPARAMETERS \
+        else parameter
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
+    """The study's dataset: its name, its parameters (merged over the defaults), and the parameters that are
+    scientific factors (``factors``: parameter -> levels; ``parameters`` then holds their first level)."""
+
     name: str = "synthetic_ecg"
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    factors: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    @property
+    def factor_names(self) -> dict[str, str]:
+        """Factor (table column) name -> dataset parameter, for the scientific dataset parameters."""
+        return {dataset_factor_name(parameter): parameter for parameter in self.factors}
+
+    def level_parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The dataset parameters of one level: ``values`` maps factor names (a cell, a trial's values) to levels."""
+        return {**self.parameters, **{parameter: values[factor] for factor, parameter in self.factor_names.items()}}
+
+    def levels(self) -> list[dict[str, Any]]:
+        """Every combination of the scientific dataset parameters, as {factor name: value} (one empty dict when
+        none is scientific)."""
+        names = list(self.factor_names)
+        return [dict(zip(names, combination)) for combination in itertools.product(*self.factors.values())]
+
+    def parameters_dict(self) -> dict[str, Any]:
+        """The parameters as a space file writes them: factors as ``{role: scientific, values: [...]}``."""
+        return {**dict(self.parameters),
+                **{parameter: {"role": "scientific", "values": list(levels)}
+                   for parameter, levels in self.factors.items()}}
 
 
 @dataclass(frozen=True)
@@ -330,13 +370,15 @@ class SearchSpace:
 
     @property
     def scientific_names(self) -> list[str]:
-        return [spec.name for spec in self.with_role("scientific")]
+        """The scientific hyperparameters, then the scientific dataset parameters (by factor name)."""
+        return [spec.name for spec in self.with_role("scientific")] + list(self.dataset.factor_names)
 
     def cells(self) -> list[dict[str, Any]]:
-        """Every combination of scientific values, in the order the file lists them."""
+        """Every combination of scientific values, in the order the file lists them (dataset factors last)."""
         scientific = self.with_role("scientific")
-        combos = itertools.product(*(spec.values for spec in scientific))
-        return [dict(zip((spec.name for spec in scientific), combo)) for combo in combos]
+        names = [spec.name for spec in scientific] + list(self.dataset.factor_names)
+        combos = itertools.product(*(spec.values for spec in scientific), *self.dataset.factors.values())
+        return [dict(zip(names, combo)) for combo in combos]
 
     def fixed_values(self) -> dict[str, Any]:
         return {spec.name: spec.fixed_value for spec in self.with_role("fixed")}
@@ -346,7 +388,7 @@ class SearchSpace:
         return {
             "name": self.name,
             "source": self.source,
-            "dataset": {"name": self.dataset.name, "parameters": dict(self.dataset.parameters)},
+            "dataset": {"name": self.dataset.name, "parameters": self.dataset.parameters_dict()},
             "tuner": dataclasses.asdict(self.tuner),
             "training": dataclasses.asdict(self.training),
             "repeats": {"seeds": self.repeat_seeds},
@@ -435,9 +477,7 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
     if not isinstance(dataset_name, str):
         raise BadInput(f"expected a dataset name string, got {dataset_name!r}", source=source, key="dataset.name")
     parameters = _mapping(dataset_section.get("parameters", {}) or {}, source, "dataset.parameters", None)
-    from study.datasets import check_parameters
-
-    parameters = check_parameters(dataset_name, dict(parameters), source=source)
+    parameters, factors = _dataset_parameters(dataset_name, dict(parameters), source)
 
     tuner = _tuner_config(_section(top, "tuner", source, _TUNER_KEYS), source)
     if isinstance(top.get("training"), dict) and "onset_tolerance" in top["training"]:
@@ -462,6 +502,7 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
         else:
             specs[hp_name] = HyperparameterSpec(hp_name, "fixed", values=(kind.default,))
     scientific = {spec.name: spec.values for spec in specs.values() if spec.role == "scientific"}
+    scientific.update({dataset_factor_name(parameter): levels for parameter, levels in factors.items()})
     claims = parse_claims(top.get("claims", []), scientific, source) if "claims" in top else ()
     for index, claim in enumerate(claims):
         if claim.measure == "gradient_ratio" and not training.record_gradients:
@@ -471,7 +512,7 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
     space = SearchSpace(
         name=name,
         source=source,
-        dataset=DatasetConfig(dataset_name, parameters),
+        dataset=DatasetConfig(dataset_name, parameters, factors),
         tuner=tuner,
         training=training,
         repeat_seeds=repeat_seeds,
@@ -481,6 +522,42 @@ def space_from_dict(document: Any, *, source: str, default_name: str = "study") 
     )
     _check_combination(space)
     return space
+
+
+_DATASET_FACTOR_KEYS = ("role", "values")
+
+
+def _dataset_parameters(dataset: str, raw: dict[str, Any], source: str) -> tuple[dict[str, Any],
+                                                                               dict[str, tuple[Any, ...]]]:
+    """(the parameters merged over the dataset's defaults, the scientific ones' levels).
+
+    A parameter is a plain value, or ``{role: scientific, values: [...]}``: every value is then a level of a
+    scientific factor (a cell level, like a scientific hyperparameter). Every combination of levels is checked
+    by the dataset's own parameter check, so a bad level is refused before anything runs.
+    """
+    from study.datasets import check_parameters
+
+    plain, factors = {}, {}
+    for parameter, value in raw.items():
+        if not isinstance(value, dict):
+            plain[parameter] = value
+            continue
+        key = f"dataset.parameters.{parameter}"
+        spec = _mapping(value, source, key, _DATASET_FACTOR_KEYS)
+        if spec.get("role") != "scientific" or "values" not in spec:
+            raise BadInput(f"a dataset parameter is a value, or {{role: scientific, values: [...]}} to study it as a "
+                           f"factor; got {value!r}", source=source, key=key)
+        levels = spec["values"]
+        if not isinstance(levels, list) or not levels or any(isinstance(item, (dict, list)) for item in levels):
+            raise BadInput(f"expected a non-empty list of values, got {levels!r}", source=source, key=f"{key}.values")
+        if len({level_key(item) for item in levels}) != len(levels):
+            raise BadInput(f"lists a value twice: {levels!r}", source=source, key=f"{key}.values")
+        factors[parameter] = tuple(levels)
+    merged = check_parameters(dataset, {**plain, **{name: levels[0] for name, levels in factors.items()}},
+                              source=source)
+    for combination in itertools.product(*factors.values()):
+        check_parameters(dataset, {**plain, **dict(zip(factors, combination))}, source=source)
+    return merged, factors
 
 
 def _expand_match_parameters(raw: dict[str, Any], source: str) -> None:
@@ -518,6 +595,11 @@ def with_overrides(space: SearchSpace, *, name: str | None = None, dataset: str 
         changes["name"] = name
     if dataset is not None and dataset != space.dataset.name:
         from study.datasets import check_parameters
+
+        if space.dataset.factors:
+            raise BadInput(f"the space studies parameters of {space.dataset.name} as factors ("
+                           + ", ".join(space.dataset.factors) + "), so --dataset cannot replace its dataset; "
+                           "write a space for the other dataset", source=source, key="--dataset")
 
         changes["dataset"] = DatasetConfig(dataset, check_parameters(dataset, {}, source=source))
     tuner_changes: dict[str, Any] = {}
@@ -778,11 +860,23 @@ def _check_combination(space: SearchSpace, source: str | None = None) -> None:
 
 
 def scientific_levels(space: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
-    """The scientific factors of a space dict (a manifest's ``space``) and their levels."""
+    """The scientific factors of a space dict (a manifest's ``space``) and their levels: the hyperparameters',
+    then the dataset parameters' (by factor name)."""
     specs = space.get("hyperparameters") if isinstance(space, Mapping) else None
     if not isinstance(specs, Mapping):
         return {}
-    return {name: tuple(spec["values"]) for name, spec in specs.items()
+    levels = {name: tuple(spec["values"]) for name, spec in specs.items()
+              if isinstance(spec, Mapping) and spec.get("role") == "scientific" and isinstance(spec.get("values"), list)}
+    return {**levels, **dataset_factor_levels(space)}
+
+
+def dataset_factor_levels(space: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The scientific dataset parameters of a space dict, by factor name (see :func:`dataset_factor_name`)."""
+    dataset = space.get("dataset") if isinstance(space, Mapping) else None
+    parameters = dataset.get("parameters") if isinstance(dataset, Mapping) else None
+    if not isinstance(parameters, Mapping):
+        return {}
+    return {dataset_factor_name(str(name)): tuple(spec["values"]) for name, spec in parameters.items()
             if isinstance(spec, Mapping) and spec.get("role") == "scientific" and isinstance(spec.get("values"), list)}
 
 

@@ -27,8 +27,8 @@ import numpy as np
 from study.config import SearchSpace
 from study.datasets import Dataset, load_dataset
 from study.errors import BadInput
-from study.tables import (CLASS_COLUMNS, CLASSES_FILE, EPOCH_COLUMNS, EPOCHS_FILE, GRADIENT_COLUMNS, GRADIENTS_FILE,
-                          MANIFEST_FILE, TRIAL_COLUMNS, TRIALS_FILE)
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, EPOCHS_FILE, GRADIENT_COLUMNS, GRADIENTS_FILE, MANIFEST_FILE,
+                          RECEPTIVE_FIELD_COLUMNS, RECEPTIVE_FIELDS_FILE, TRIALS_FILE, epoch_columns, trial_columns)
 
 PACKAGES = ("tensorflow", "keras", "keras-tuner", "numpy", "pandas", "scikit-learn", "scipy", "seaborn", "wfdb",
             "jax", "torch")
@@ -228,17 +228,65 @@ def train_eval_indices(dataset: Dataset, space: SearchSpace) -> np.ndarray:
     return np.sort(rng.permutation(len(dataset.y_train))[:size])
 
 
+def data_record(context) -> dict[str, Any]:
+    """The manifest's record of the study's data: the dataset's own record, or, for a space with scientific
+    dataset parameters, one record per level under ``levels`` (its factor values, then what the dataset records:
+    parameters, content hash, sizes, class counts, ...) beside the name, classes and parameters they share;
+    ``content_hash`` then hashes the levels' hashes in order, and ``sizes`` and ``class_counts`` add the levels
+    up (chance levels come from the pooled class counts)."""
+    if not context.levels:
+        return context.dataset.describe()
+    import hashlib
+
+    levels = []
+    for factor_values, (data, indices) in zip(context.space.dataset.levels(), context.levels.values()):
+        described = {key: value for key, value in data.describe().items() if key not in ("name", "class_names")}
+        levels.append({"factors": factor_values, **described, "train_eval_size": int(len(indices))})
+    first = levels[0]
+    shapes = {tuple(level["input_shape"]) for level in levels}
+    return {
+        "name": context.dataset.name,
+        "parameters": context.space.dataset.parameters_dict(),
+        "content_hash": hashlib.sha256("".join(level["content_hash"] for level in levels).encode()).hexdigest(),
+        "class_names": list(context.dataset.class_names),
+        "input_shape": first["input_shape"] if len(shapes) == 1 else "per level",
+        "sizes": {split: sum(level["sizes"][split] for level in levels) for split in first["sizes"]},
+        "class_counts": {split: {name: sum(level["class_counts"][split][name] for level in levels)
+                                 for name in counts} for split, counts in first["class_counts"].items()},
+        "levels": levels,
+    }
+
+
 def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: bool = False,
               data_dir: Path | None = None, dataset: Dataset | None = None, verbose: bool = True) -> Path:
-    """Run (or resume) a study; returns its run directory."""
-    if dataset is None:
+    """Run (or resume) a study; returns its run directory.
+
+    ``dataset``: the data to use instead of loading the space's (only for a space without scientific dataset
+    parameters). A space with them loads the data of every level once, here, before anything is written.
+    """
+    from study.tuning import StudyContext, dataset_level_key, matched_widths
+
+    levels: dict[tuple[str, ...], tuple[Dataset, np.ndarray]] = {}
+    if space.dataset.factors:
+        if dataset is not None:
+            raise ValueError("a space with scientific dataset parameters loads the data of each level itself")
+        for level in space.dataset.levels():
+            data = load_dataset(space.dataset.name, space.dataset.level_parameters(level), data_dir,
+                                source=space.source)
+            levels[dataset_level_key(space, level)] = (data, train_eval_indices(data, space))
+        dataset = next(iter(levels.values()))[0]
+        for level, (data, _) in zip(space.dataset.levels(), levels.values()):
+            if data.class_names != dataset.class_names:
+                raise BadInput(f"the level {level} has the classes {list(data.class_names)}, the first level "
+                               f"{list(dataset.class_names)}; allowed: levels that keep the classes (a study compares "
+                               "one task across levels)", source=space.source, key="dataset.parameters")
+    elif dataset is None:
         dataset = load_dataset(space.dataset.name, dict(space.dataset.parameters), data_dir, source=space.source)
     runs_dir = Path(runs_dir)
     run_dir = runs_dir / space.name
-    from study.tuning import StudyContext, matched_widths
 
     context = StudyContext(space=space, dataset=dataset, run_dir=run_dir,
-                           train_eval_indices=train_eval_indices(dataset, space))
+                           train_eval_indices=train_eval_indices(dataset, space), levels=levels)
     matched = matched_widths(space, context)  # an unmeetable parameter budget is bad input before anything is written
     with study_lock(runs_dir, space.name):
         manifest_path = run_dir / MANIFEST_FILE
@@ -250,11 +298,13 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
             if _comparable(previous["space"]) != _comparable(json.loads(json.dumps(space.to_dict(), default=str))):
                 raise BadInput(f"study {space.name!r} was started with a different search space; "
                                "use --overwrite to start afresh or --name for a new study", source=str(run_dir))
-            if previous["dataset"]["content_hash"] != dataset.content_hash():
+            if previous["dataset"]["content_hash"] != data_record(context)["content_hash"]:
                 raise BadInput(f"study {space.name!r} was started on different data; use --overwrite or --name",
                                source=str(run_dir))
-            current = {EPOCHS_FILE: EPOCH_COLUMNS, TRIALS_FILE: TRIAL_COLUMNS, CLASSES_FILE: CLASS_COLUMNS,
-                       GRADIENTS_FILE: GRADIENT_COLUMNS}
+            factors = space.dataset.factor_names
+            current = {EPOCHS_FILE: epoch_columns(factors), TRIALS_FILE: trial_columns(factors),
+                       CLASSES_FILE: CLASS_COLUMNS, GRADIENTS_FILE: GRADIENT_COLUMNS,
+                       RECEPTIVE_FIELDS_FILE: RECEPTIVE_FIELD_COLUMNS}
             torn = [name for name, columns in current.items() if check_table_header(run_dir / name, columns)]
             for name in torn:  # only once every table passed: a refused study is left as it was
                 repair_table_header(run_dir / name, current[name])
@@ -306,7 +356,7 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
         manifest = {
             "study": space.name,
             "space": space.to_dict(),
-            "dataset": dataset.describe(),
+            "dataset": data_record(context),
             "seeds": {"study": space.tuner.seed, "oracle": oracle_seed,
                       "trial_seed": "SeedSequence([study, 0, trial number]); repeats: [study, 1, cell index, seed index]",
                       "train_eval_subset": space.tuner.seed},
@@ -329,6 +379,7 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
     keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
     keep_rows(run_dir / CLASSES_FILE, ended)
     keep_rows(run_dir / GRADIENTS_FILE, ended)
+    keep_rows(run_dir / RECEPTIVE_FIELDS_FILE, ended)
     repeat_total = len(oracle.cells) * space.repeat_seeds
     total = oracle.max_trials + repeat_total
     manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell,
@@ -371,7 +422,7 @@ def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress:
 
     from study.config import HYPERPARAMETERS
     from study.recording import RowWriter
-    from study.tables import HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS, read_trials
+    from study.tables import HYPERPARAMETER_COLUMNS, read_trials
     from study.statistics.selection import best_per_cell
     from study.tuning import SETTING_KEY, StudyContext, train_trial, trial_seed
 
@@ -381,8 +432,9 @@ def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress:
     trials = read_trials(context.run_dir)
     winners = best_per_cell(trials, space.scientific_names)
     repeat_context = StudyContext(space=space, dataset=context.dataset, run_dir=context.run_dir,
-                                  train_eval_indices=context.train_eval_indices, phase="repeat")
-    writer = RowWriter(context.trials_path, TRIAL_COLUMNS)
+                                  train_eval_indices=context.train_eval_indices, phase="repeat",
+                                  matched=context.matched, levels=context.levels)
+    writer = RowWriter(context.trials_path, trial_columns(space.dataset.factor_names))
     for cell_index, cell in enumerate(cells):
         in_cell = winners
         for name, value in cell.items():
@@ -398,6 +450,7 @@ def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress:
                 best = in_cell.iloc[0]
                 values = {name: HYPERPARAMETERS[name].value_type(best[name]) if not pd.isna(best[name])
                           else HYPERPARAMETERS[name].default for name in HYPERPARAMETER_COLUMNS}
+                values.update({name: cell[name] for name in space.dataset.factor_names})
                 if "setting" in best.index and not pd.isna(best["setting"]):
                     values[SETTING_KEY] = int(best["setting"])
                 seed = trial_seed(space.tuner.seed, 1, cell_index, seed_index)

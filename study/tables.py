@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -17,6 +17,7 @@ TRIALS_FILE = "trials.csv"
 MANIFEST_FILE = "manifest.json"
 CLASSES_FILE = "classes.csv"
 GRADIENTS_FILE = "gradients.csv"
+RECEPTIVE_FIELDS_FILE = "receptive_fields.csv"
 
 #: Every hyperparameter a trial row carries, in column order (see study.config.HYPERPARAMETERS).
 HYPERPARAMETER_COLUMNS = [
@@ -38,10 +39,28 @@ EPOCH_COLUMNS = ["trial_id", "phase", *HYPERPARAMETER_COLUMNS, "seed", "epoch", 
 
 TRIAL_COLUMNS = [
     "trial_id", "phase", "status", *HYPERPARAMETER_COLUMNS, "seed", "setting", "parent_trial_id", "epochs_allotted", "parameter_count",
-    "receptive_field", "epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "gap_at_best", "final_gap",
+    "receptive_field", "effective_receptive_field", "epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "gap_at_best", "final_gap",
     "gap_growth", "overfit_onset", "test_loss", "test_accuracy", "test_macro_f1",
     "test_balanced_accuracy", "seconds", "gradient_seconds", "message",
 ]
+
+
+
+def epoch_columns(factors: Sequence[str] = ()) -> list[str]:
+    """epochs.csv's columns for a study whose scientific dataset parameters are ``factors`` (factor names): each
+    is a column after the hyperparameters."""
+    return _with_factors(EPOCH_COLUMNS, factors)
+
+
+def trial_columns(factors: Sequence[str] = ()) -> list[str]:
+    """trials.csv's columns for a study whose scientific dataset parameters are ``factors`` (see epoch_columns)."""
+    return _with_factors(TRIAL_COLUMNS, factors)
+
+
+def _with_factors(columns: list[str], factors: Sequence[str]) -> list[str]:
+    position = columns.index(HYPERPARAMETER_COLUMNS[-1]) + 1
+    return [*columns[:position], *factors, *columns[position:]]
+
 
 #: Per-class test scores at the restored best epoch: one row per (trial, class).
 CLASS_COLUMNS = ["trial_id", "phase", "class_name", "precision", "recall", "f1", "support"]
@@ -56,6 +75,15 @@ GRADIENT_KINDS = ("input_kernel", "recurrent_kernel", "convolution_kernel", "bia
 #: The kinds that make a layer's weight-gradient norm in the first-to-last-layer ratio (biases and
 #: normalisation offsets are left out: they are not the path gradients vanish along).
 KERNEL_KINDS = ("input_kernel", "recurrent_kernel", "convolution_kernel")
+
+#: Effective receptive field profiles (Luo et al. 2016), one row per (trial, input offset), measured at the
+#: restored best epoch: ``mass`` is the share of the mean absolute gradient of one output position of the last
+#: sequence layer (the last step where the model reads the last step, else the centre) with respect to the input
+#: sample at ``offset`` from that position (negative: earlier), over a fixed training batch; a trial's masses sum
+#: to 1. trials.csv's ``effective_receptive_field`` is the fewest samples holding 95% of the mass.
+RECEPTIVE_FIELD_COLUMNS = ["trial_id", "phase", "offset", "mass"]
+#: The share of the gradient mass the effective receptive field holds.
+EFFECTIVE_FIELD_MASS = 0.95
 
 #: Trial statuses as written to trials.csv.
 COMPLETED = "completed"
@@ -82,6 +110,11 @@ def read_classes(run_dir: Path) -> pd.DataFrame:
 def read_gradients(run_dir: Path) -> pd.DataFrame:
     """Read gradients.csv with trial ids as strings."""
     return pd.read_csv(Path(run_dir) / GRADIENTS_FILE, dtype={"trial_id": str, "layer": str, "kind": str})
+
+
+def read_receptive_fields(run_dir: Path) -> pd.DataFrame:
+    """Read receptive_fields.csv with trial ids as strings."""
+    return pd.read_csv(Path(run_dir) / RECEPTIVE_FIELDS_FILE, dtype={"trial_id": str})
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

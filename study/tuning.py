@@ -26,14 +26,14 @@ import pandas as pd
 from keras_tuner.engine import base_tuner, trial as trial_module
 
 from study import measures
-from study.config import HYPERPARAMETERS, MAX_WIDTH, SearchSpace
+from study.config import HYPERPARAMETERS, MAX_WIDTH, SearchSpace, level_key
 from study.datasets import Dataset
 from study.errors import BadInput
 from study.models import SIZE_ARGUMENTS, build_model, compile_model, match_width, receptive_field
 from study.recording import (EpochRecorder, GradientRecorder, RowWriter, per_class_scores, predict_probabilities,
                              score_probabilities)
-from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, EPOCH_COLUMNS, FAILED, GRADIENT_COLUMNS,
-                          GRADIENTS_FILE, HYPERPARAMETER_COLUMNS, TRIAL_COLUMNS)
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, FAILED, GRADIENT_COLUMNS, GRADIENTS_FILE,
+                          HYPERPARAMETER_COLUMNS, epoch_columns, trial_columns)
 
 OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
 HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
@@ -317,22 +317,33 @@ class StudyContext:
     phase: str = "tune"
     #: Solved widths of parameter-matched cells: builder arguments (width left out) -> (width, parameter count).
     matched: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    #: The data of every level of the scientific dataset parameters (empty when none is scientific, and then
+    #: ``dataset`` serves every trial): :func:`dataset_level_key` -> (dataset, its fixed training subset).
+    levels: dict[tuple[str, ...], tuple[Dataset, np.ndarray]] = field(default_factory=dict)
 
-    def width_for(self, hyperparameters: dict[str, Any]) -> int:
+    def data_for(self, values: dict[str, Any]) -> tuple[Dataset, np.ndarray]:
+        """The dataset of a trial (``values``: its hyperparameters and cell) and its fixed training subset."""
+        if not self.levels:
+            return self.dataset, self.train_eval_indices
+        return self.levels[dataset_level_key(self.space, values)]
+
+    def width_for(self, hyperparameters: dict[str, Any], dataset: Dataset | None = None) -> int:
         """The trial's width: as given, or solved for its ``parameter_budget`` (see :meth:`matched_size`)."""
         if int(hyperparameters.get("parameter_budget") or 0) <= 0:
             return int(hyperparameters["width"])
-        return self.matched_size(hyperparameters)[0]
+        return self.matched_size(hyperparameters, dataset)[0]
 
-    def matched_size(self, hyperparameters: dict[str, Any]) -> tuple[int, int]:
-        """(width, parameter count) solved for the trial's ``parameter_budget``, cached per architecture, budget
-        and the builder arguments that change a model's size."""
+    def matched_size(self, hyperparameters: dict[str, Any], dataset: Dataset | None = None) -> tuple[int, int]:
+        """(width, parameter count) solved for the trial's ``parameter_budget`` on ``dataset`` (default: the
+        study's), cached per architecture, budget, the builder arguments that change a model's size, and the
+        data's input shape and classes."""
+        dataset = dataset or self.dataset
         key = (hyperparameters["architecture"], int(hyperparameters["parameter_budget"]),
-               *((name, hyperparameters.get(name)) for name in SIZE_ARGUMENTS))
+               *((name, hyperparameters.get(name)) for name in SIZE_ARGUMENTS), dataset.input_shape,
+               dataset.num_classes)
         if key not in self.matched:
-            self.matched[key] = match_width(dict(hyperparameters), self.dataset.input_shape,
-                                            self.dataset.num_classes, int(hyperparameters["parameter_budget"]),
-                                            max_width=MAX_WIDTH)
+            self.matched[key] = match_width(dict(hyperparameters), dataset.input_shape, dataset.num_classes,
+                                            int(hyperparameters["parameter_budget"]), max_width=MAX_WIDTH)
         return self.matched[key]
 
     @property
@@ -367,12 +378,17 @@ def matched_widths(space: SearchSpace, context: StudyContext) -> list[dict[str, 
         if int(values.get("parameter_budget") or 0) <= 0:
             continue
         try:
-            width, count = context.matched_size(values)
+            width, count = context.matched_size(values, context.data_for(values)[0])
         except ValueError as error:
             raise BadInput(f"{cell_key(cell)}: {error}", source=space.source, key=key) from None
         rows.append({**cell, "parameter_budget": int(values["parameter_budget"]), "width": width,
                      "parameter_count": count})
     return rows
+
+
+def dataset_level_key(space: SearchSpace, values: dict[str, Any]) -> tuple[str, ...]:
+    """The level of the scientific dataset parameters that ``values`` (a cell, a trial's values) name."""
+    return tuple(level_key(values[name]) for name in space.dataset.factor_names)
 
 
 def trial_seed(study_seed: int, *numbers: int) -> int:
@@ -396,9 +412,10 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     loss became non-finite (the scores are then those of the best finite epoch, if any).
     """
     started = time.perf_counter()
-    dataset = context.dataset
+    dataset, indices = context.data_for(values)
+    factors = {name: values[name] for name in context.space.dataset.factor_names}
     hyperparameters = {name: values[name] for name in HYPERPARAMETER_COLUMNS}
-    hyperparameters["width"] = context.width_for(hyperparameters)
+    hyperparameters["width"] = context.width_for(hyperparameters, dataset)
     keras.utils.set_random_seed(seed)
     model = build_model(hyperparameters, dataset.input_shape, dataset.num_classes)
     compile_model(model, learning_rate=hyperparameters["learning_rate"], clipnorm=hyperparameters["clipnorm"],
@@ -410,12 +427,11 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
                      "epochs_allotted": epochs - initial_epoch}
     if previous is not None:
         model.load_weights(context.weights_dir / f"{previous}.weights.h5")
-    row_base = {"trial_id": trial_id, "phase": context.phase, **hyperparameters, "seed": seed}
+    row_base = {"trial_id": trial_id, "phase": context.phase, **hyperparameters, **factors, "seed": seed}
 
-    indices = context.train_eval_indices
     recorder = EpochRecorder(train_inputs=dataset.x_train[indices], train_labels=dataset.y_train[indices],
                              val_inputs=dataset.x_val, val_labels=dataset.y_val, row_base=row_base,
-                             writer=RowWriter(context.epochs_path, EPOCH_COLUMNS))
+                             writer=RowWriter(context.epochs_path, epoch_columns(list(factors))))
     callbacks: list[keras.callbacks.Callback] = [recorder]
     gradient_recorder = None
     if context.space.training.record_gradients:
@@ -484,7 +500,9 @@ class StudyTuner(base_tuner.BaseTuner):
         except Exception:
             values = trial.hyperparameters.values
             self._rows[trial_id] = {"trial_id": trial_id, "phase": self.context.phase, "status": FAILED,
-                                    **{name: values.get(name) for name in HYPERPARAMETER_COLUMNS}, "seed": seed,
+                                    **{name: values.get(name) for name in HYPERPARAMETER_COLUMNS},
+                                    **{name: values.get(name) for name in self.context.space.dataset.factor_names},
+                                    "seed": seed,
                                     "setting": values.get(SETTING_KEY), "parent_trial_id": values.get("tuner/trial_id"),
                                     "message": traceback.format_exc().strip().splitlines()[-1]}
             raise
@@ -497,7 +515,7 @@ class StudyTuner(base_tuner.BaseTuner):
     def on_trial_end(self, trial):
         row = self._rows.pop(trial.trial_id, None)
         if row is not None:  # written before the oracle hears of it: a kill in between redoes the trial
-            RowWriter(self.context.trials_path, TRIAL_COLUMNS).append([row])
+            RowWriter(self.context.trials_path, trial_columns(self.context.space.dataset.factor_names)).append([row])
         super().on_trial_end(trial)
         if self.progress is not None:
             self.progress.trial_done(failed=row is None or row.get("status") in (FAILED, DIVERGED))

@@ -221,6 +221,8 @@ def default_data_dir() -> Path:
 #: module whose third-party imports fail leaves its datasets answering with an install hint.
 _REGISTRY_MODULES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("study.datasets.synthetic", ("synthetic_ecg",), False),
+    ("study.datasets.long_memory", ("adding", "copy_memory"), False),
+    ("study.datasets.ecg_events", ("ecg_events",), False),
     ("study.datasets.physionet", ("mitdb", "cinc2017"), True),
     ("study.datasets.ucr", ("ucr",), True),
 )

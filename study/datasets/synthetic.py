@@ -117,15 +117,20 @@ def check_strip_parameters(n_strips: Any, length: Any, sampling_rate: Any, noise
     )
 
 
-def flip_labels(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Replace exactly round(fraction * n) labels by a different random class.
+def flip_labels(labels: np.ndarray, fraction: float, rng: np.random.Generator, *,
+                num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Replace exactly round(fraction * n) labels by a different random class of ``num_classes``.
 
-    Returns the noisy labels and the indices that were flipped.
+    Returns the noisy labels and the indices that were flipped. ``num_classes`` defaults to the four
+    classes of ``synthetic_ecg``; other generated datasets pass their own count.
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2 (a flipped label needs another class), "
+                         f"got {num_classes!r}")
     count = round(fraction * len(labels))
     flipped = np.sort(rng.choice(len(labels), size=count, replace=False))
     noisy = labels.copy()
-    noisy[flipped] = (labels[flipped] + rng.integers(1, NUM_CLASSES, size=count)) % NUM_CLASSES
+    noisy[flipped] = (labels[flipped] + rng.integers(1, num_classes, size=count)) % num_classes
     return noisy, flipped
 
 
@@ -253,6 +258,51 @@ def _sinusoids(time: np.ndarray, frequency: np.ndarray, amplitude: np.ndarray, p
     return total
 
 
+def _add_wander_and_noise(strips: np.ndarray, sampling_rate: float, noise: float,
+                          rng: np.random.Generator) -> np.ndarray:
+    """Add baseline wander, powerline hum and white noise, all scaled by ``noise``; returns float32 strips.
+
+    The random draws are made whatever ``noise`` is, so the stream stays aligned for every noise level.
+    """
+    n_strips, length = strips.shape
+    time = np.arange(length) / sampling_rate
+    # Baseline wander (0.15-0.5 Hz) and powerline hum, both scaled by the noise level; hum is
+    # left out where the sampling rate cannot represent it (an ECG front end filters it first).
+    wander = (rng.uniform(0.15, 0.5, size=(n_strips, 2)), noise * rng.uniform(0.5, 2.0, size=(n_strips, 2)),
+              rng.uniform(0, 2 * np.pi, size=(n_strips, 2)))
+    mains = np.where(rng.uniform(size=n_strips) < 0.5, 50.0, 60.0)
+    hum_amplitude = noise * rng.uniform(0.0, 0.5, size=n_strips) * (mains < sampling_rate / 2)
+    hum_phase = rng.uniform(0, 2 * np.pi, size=n_strips)
+    if noise > 0:
+        strips += _sinusoids(time, *wander)
+        hummed = hum_amplitude > 0
+        if hummed.any():
+            strips[hummed] += _sinusoids(time, mains[hummed, None], hum_amplitude[hummed, None],
+                                         hum_phase[hummed, None])
+    strips = strips.astype(np.float32)
+    strips += np.float32(noise) * rng.standard_normal((n_strips, length), dtype=np.float32)
+    return strips
+
+
+def render_sinus_strips(n_strips: int, length: int, sampling_rate: float, noise: float,
+                        rng_or_seed: np.random.Generator | np.random.SeedSequence | int) -> np.ndarray:
+    """Normal-sinus-rhythm strips, float32 (n_strips, length) in mV, with the wander and noise of ``noise``.
+
+    The ``normal`` class of :func:`generate_strips` rendered alone, as a background for datasets that
+    insert their own events (``ecg_events``). The same generator state or seed gives identical strips.
+    """
+    n_strips = _check_integer("n_strips", n_strips, 1)
+    length = _check_integer("length", length, 1)
+    sampling_rate = _check_real("sampling_rate", sampling_rate, "a number > 0 (Hz)", lambda v: v > 0)
+    noise = _check_real("noise", noise, "a number >= 0 (mV)", lambda v: v >= 0)
+    rng = np.random.default_rng(rng_or_seed)
+    labels = np.zeros(n_strips, dtype=np.int64)  # every strip normal sinus rhythm
+    times, ectopic, mean_rr = _beat_times(labels, length / sampling_rate, rng)
+    amplitude, centre, width = _beat_parameters(labels, ectopic, mean_rr, rng)
+    strips = _render_beats(times, amplitude, centre, width, length, sampling_rate)
+    return _add_wander_and_noise(strips, sampling_rate, noise, rng)
+
+
 def generate_strips(n_strips: int, length: int, sampling_rate: float, noise: float, label_noise: float,
                     seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Generate balanced ECG-like strips, float32 (n_strips, length) in mV, with int64 labels.
@@ -278,21 +328,7 @@ def generate_strips(n_strips: int, length: int, sampling_rate: float, noise: flo
     strips[is_af] += _sinusoids(time, rng.uniform(4.0, 8.0, size=(af_count, 2)),
                                 rng.uniform(0.02, 0.06, size=(af_count, 2)),
                                 rng.uniform(0, 2 * np.pi, size=(af_count, 2)))
-    # Baseline wander (0.15-0.5 Hz) and powerline hum, both scaled by the noise level; hum is
-    # left out where the sampling rate cannot represent it (an ECG front end filters it first).
-    wander = (rng.uniform(0.15, 0.5, size=(n_strips, 2)), noise * rng.uniform(0.5, 2.0, size=(n_strips, 2)),
-              rng.uniform(0, 2 * np.pi, size=(n_strips, 2)))
-    mains = np.where(rng.uniform(size=n_strips) < 0.5, 50.0, 60.0)
-    hum_amplitude = noise * rng.uniform(0.0, 0.5, size=n_strips) * (mains < sampling_rate / 2)
-    hum_phase = rng.uniform(0, 2 * np.pi, size=n_strips)
-    if noise > 0:
-        strips += _sinusoids(time, *wander)
-        hummed = hum_amplitude > 0
-        if hummed.any():
-            strips[hummed] += _sinusoids(time, mains[hummed, None], hum_amplitude[hummed, None],
-                                         hum_phase[hummed, None])
-    strips = strips.astype(np.float32)
-    strips += np.float32(noise) * rng.standard_normal((n_strips, length), dtype=np.float32)
+    strips = _add_wander_and_noise(strips, sampling_rate, noise, rng)
 
     if label_noise > 0:
         labels, _ = flip_labels(labels, label_noise, np.random.default_rng(label_seed))

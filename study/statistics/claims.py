@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from study.config import Claim, level_key
+from study.config import Claim, level_key, scientific_levels
 
 #: The arm label of a one-arm claim.
 ALL = "all"
@@ -170,6 +170,5 @@ def scientific_factors(space: Mapping[str, Any], frame: pd.DataFrame) -> list[st
     """The scientific factors of a study: from its space, else the varying hyperparameter columns."""
     specs = space.get("hyperparameters") if isinstance(space, Mapping) else None
     if isinstance(specs, Mapping) and specs:
-        return [name for name, spec in specs.items()
-                if isinstance(spec, Mapping) and spec.get("role") == "scientific" and name in frame.columns]
+        return [name for name in scientific_levels(space) if name in frame.columns]
     return [name for name in ("architecture", "depth") if name in frame.columns]

@@ -28,7 +28,7 @@ from study.config import CLAIM_MEASURES, AnalysisConfig
 from study.measures import finite, gradient_measures, measures_table
 from study.statistics.classification import Chance, classify_trials
 from study.statistics.progress import matched_progress, target_train_loss
-from study.tables import HYPERPARAMETER_COLUMNS
+from study.tables import EPOCH_COLUMNS, HYPERPARAMETER_COLUMNS
 
 TUNE, REPEAT = "tune", "repeat"
 KEYS = ["trial_id", "phase"]
@@ -107,7 +107,10 @@ def trial_frame(epochs: pd.DataFrame, trials: pd.DataFrame | None, *, chance: Ch
         epochs["phase"] = TUNE
     epochs["trial_id"] = epochs["trial_id"].astype(str)
     curve = measures_table(epochs, tolerance=settings.onset_tolerance)
+    # The hyperparameters, the seed, and the columns of scientific dataset parameters (any column the epoch
+    # table's contract does not name: epoch_columns places them after the hyperparameters).
     attributes = [column for column in [*HYPERPARAMETER_COLUMNS, "seed"] if column in epochs.columns]
+    attributes += [column for column in epochs.columns if column not in EPOCH_COLUMNS and column not in attributes]
     from_epochs = epochs.groupby(KEYS, sort=True)[attributes].first().reset_index()
     if trials is None:
         base = from_epochs.assign(status="completed", setting=np.nan, parent_trial_id=np.nan)
@@ -122,7 +125,7 @@ def trial_frame(epochs: pd.DataFrame, trials: pd.DataFrame | None, *, chance: Ch
                 base[column] = np.nan
         keep = [column for column in base.columns
                 if column in [*KEYS, *attributes, "status", "setting", "parent_trial_id", "parameter_count",
-                              "receptive_field", "test_accuracy", "test_macro_f1", "test_balanced_accuracy", "message"]]
+                              "receptive_field", "effective_receptive_field", "test_accuracy", "test_macro_f1", "test_balanced_accuracy", "message"]]
         base = base[keep]
         missing = [column for column in attributes if column not in base.columns]
         if missing:
