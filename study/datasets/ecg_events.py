@@ -2,22 +2,20 @@
 
 Every strip is normal sinus rhythm (the ``normal`` class of ``synthetic_ecg``, with its baseline
 wander, hum and white noise; :func:`study.datasets.synthetic.render_sinus_strips`) with two brief
-events added, each a Gaussian deflection of 0.5-0.7 mV and width (standard deviation) 0.04 s,
-either upright or inverted: the same energy and footprint, so both shapes are equally visible. The
+events added, each a Gaussian deflection of 0.5-0.7 mV and width (standard deviation) 0.04 s: one
+upright and one inverted, with the same energy and footprint, so both are equally visible. The
 first event's peak is uniform over the positions where both events fit inside the strip; the second
-peak is exactly ``event_distance`` samples later. The class is ``same`` when both events have the
-same shape and ``different`` otherwise (dealt evenly).
+peak is exactly ``event_distance`` samples later. The class says which comes first:
+``upright_first`` or ``inverted_first`` (dealt evenly).
 
-Why XOR of shapes: each event's shape is upright or inverted with probability 1/2 whatever the
-class, so neither event alone says anything about the class; a model has to relate the two, that is
-span ``event_distance`` samples (plus an event's footprint). A model that averages local features
-over time, like a CNN with global average pooling whose receptive field is shorter than the
-distance, sees each event in isolation: the pooled features of ``different`` are the mean of those of
-the two ``same`` kinds (up-up and down-down). A linear read-out of them is then a monotone function of
-the number of upright events (0, 1 or 2), so it can call ``different`` and at most one of the two
-``same`` kinds right: 75% accuracy at most (balanced accuracy too), against 50% chance and 100% for
-a model that sees both events. (A non-linear read-out after the pooling could count the events and
-pass 75% without spanning the distance; the toolkit's CNNs read the pooled features out linearly.)
+Why the order: every strip holds one event of each shape, so a model that sees the events one at a
+time sees the same things in both classes; only their order tells the classes apart, and seeing the
+order means spanning ``event_distance`` samples (plus an event's footprint). A model that averages
+local features over time, like a CNN with global average pooling whose receptive field is shorter
+than the distance, gets the same pooled features in both classes (up to the events' random
+positions and amplitudes) and scores chance, 50%, whatever its read-out; a model that sees both
+events can score 100%. (An earlier draft asked whether the two shapes were the same: a pooled model
+can count upright events there and reach 75% without spanning the distance.)
 
 Generation is vectorised and deterministic: the seed's data stream (see
 :func:`study.datasets.long_memory.seed_streams`) is split into an event stream
@@ -39,7 +37,7 @@ from study.datasets.long_memory import (assemble_dataset, balanced_labels, check
 from study.datasets.synthetic import _check_integer, _check_real, render_sinus_strips
 from study.errors import BadInput
 
-CLASS_NAMES = ("same", "different")
+CLASS_NAMES = ("upright_first", "inverted_first")
 SHAPE_NAMES = ("upright", "inverted")
 SHAPE_SIGNS = np.array([1.0, -1.0])
 EVENT_AMPLITUDE = (0.5, 0.7)  # mV, drawn per event
@@ -79,7 +77,7 @@ class EventLayout:
 
     ``centres`` int64 (strips, 2): peak sample of the first and second event (second - first ==
     event_distance); ``shapes`` int64 (strips, 2): 0 upright, 1 inverted; ``amplitudes`` float64
-    (strips, 2) in mV (> 0; the shape gives the sign); ``labels`` int64 (strips,): 0 same, 1 different.
+    (strips, 2) in mV (> 0; the shape gives the sign); ``labels`` int64 (strips,): 0 upright first, 1 inverted first.
     """
 
     centres: np.ndarray
@@ -127,8 +125,7 @@ def event_layout(n_strips: int, length: int, sampling_rate: float, event_distanc
         "event_distance": event_distance, "seed": seed})
     rng = np.random.default_rng(_streams(seed)[0])
     labels = balanced_labels(n_strips, len(CLASS_NAMES), rng)
-    first_shape = rng.integers(0, len(SHAPE_NAMES), size=n_strips)
-    shapes = np.stack([first_shape, first_shape ^ labels], axis=1).astype(np.int64)  # different: the other shape
+    shapes = np.stack([labels, 1 - labels], axis=1).astype(np.int64)  # one of each shape; the class is the order
     half_width = event_half_width(sampling_rate)
     first_centre = rng.integers(half_width, length - half_width - event_distance, size=n_strips)
     centres = np.stack([first_centre, first_centre + event_distance], axis=1).astype(np.int64)
@@ -175,9 +172,9 @@ def load_ecg_events(parameters: dict[str, Any], data_dir: Path) -> Dataset:
     strips, layout = generate_event_strips(n_strips, length, sampling_rate, noise, event_distance, seed)
     half_width = event_half_width(sampling_rate)
     info = {
-        "task": "two events event_distance samples apart on a sinus-rhythm strip; the class says whether their "
-                "shapes are the same (XOR of shapes: neither event alone carries the class)",
-        "classes": {"same": "both events upright or both inverted", "different": "one upright, one inverted"},
+        "task": "two events event_distance samples apart on a sinus-rhythm strip, one upright and one inverted; "
+                "the class says which comes first (seeing the order means spanning the distance)",
+        "classes": {"upright_first": "the upright event comes first", "inverted_first": "the inverted event comes first"},
         "shapes": {name: f"{'+' if sign > 0 else '-'}Gaussian deflection of {EVENT_AMPLITUDE[0]:g}-"
                          f"{EVENT_AMPLITUDE[1]:g} mV, width (sd) {EVENT_WIDTH:g} s"
                    for name, sign in zip(SHAPE_NAMES, SHAPE_SIGNS)},
@@ -186,7 +183,7 @@ def load_ecg_events(parameters: dict[str, Any], data_dir: Path) -> Dataset:
                             "second_peak": [half_width + event_distance, length - 1 - half_width],
                             "distance": event_distance},
         "span_needed_samples": event_distance + event_footprint(sampling_rate),
-        "pooled_linear_readout_ceiling": 0.75,
+        "chance_accuracy": 0.5,
         "strip_seconds": length / sampling_rate,
     }
     return assemble_dataset("ecg_events", layout.labels, lambda indices: strips[indices, :, None], CLASS_NAMES,
@@ -198,7 +195,7 @@ register("ecg_events", DatasetSpec(
     loader=load_ecg_events,
     defaults=dict(DEFAULTS),
     description="Synthetic sinus-rhythm ECG strips with two short upright or inverted events event_distance "
-                "samples apart; the class is whether their shapes are the same or different (2 classes); "
+                "samples apart, one of each; the class is which comes first (2 classes); "
                 "generated from a seed, no files needed.",
     check=check_ecg_events,
 ))
