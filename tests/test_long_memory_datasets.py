@@ -39,7 +39,7 @@ def test_registered_with_the_documented_defaults():
     assert DATASETS["adding"].defaults == {"length": 200, "n_sequences": 2000, "bins": 2, **split}
     assert DATASETS["copy_memory"].defaults == {"length": 100, "n_sequences": 2000, **split}
     assert DATASETS["ecg_events"].defaults == {"n_strips": 1000, "length": 140, "sampling_rate": 50.0,
-                                               "noise": 0.05, "event_distance": 40, **split}
+                                               "noise": 0.05, "event_distance": 40, "edge_margin": 20, **split}
     assert all(DATASETS[name].check is not None for name in SMALL)
 
 
@@ -206,7 +206,7 @@ def test_ecg_events_are_event_distance_apart_one_of_each_shape_and_the_class_is_
     assert positions["first_peak"][0] <= layout.centres[:, 0].min()
     assert layout.centres[:, 0].max() <= positions["first_peak"][1]
     assert positions["second_peak"][1] - positions["first_peak"][1] == parameters["event_distance"]
-    assert (positions["second_peak"][1] + (event_footprint(50.0) - 1) // 2 == parameters["length"] - 1)
+    assert positions["second_peak"][1] + positions["edge_margin"] == parameters["length"] - 1
     assert set(dataset.info["shapes"]) == set(SHAPE_NAMES)
     assert dataset.class_names == ("upright_first", "inverted_first")
 
@@ -222,8 +222,8 @@ def test_ecg_events_are_event_distance_apart_one_of_each_shape_and_the_class_is_
 
 def test_ecg_events_lie_where_the_layout_says_on_a_background_that_ignores_them():
     n_strips, length, seed = 12, 90, 5
-    near, near_layout = generate_event_strips(n_strips, length, 50.0, 0.0, 10, seed)
-    far, far_layout = generate_event_strips(n_strips, length, 50.0, 0.0, 60, seed)
+    near, near_layout = generate_event_strips(n_strips, length, 50.0, 0.0, 10, seed, edge_margin=6)
+    far, far_layout = generate_event_strips(n_strips, length, 50.0, 0.0, 60, seed, edge_margin=6)
     near_background = near - render_events(near_layout, length, 50.0)
     far_background = far - render_events(far_layout, length, 50.0)
     assert np.allclose(near_background, far_background, atol=1e-5)
@@ -309,9 +309,14 @@ def test_bad_parameters_are_refused_naming_the_key(name, parameters, bad):
 
 def test_event_distance_error_says_what_fits():
     with pytest.raises(BadInput) as raised:
-        check_parameters("ecg_events", {"event_distance": 128})
+        check_parameters("ecg_events", {"event_distance": 100})
+    longest = 140 - 1 - 2 * 20  # both peaks keep edge_margin (20) samples from the ends
+    assert f"allowed: an integer from 1 to {longest}" in str(raised.value)
+    assert "edge_margin" in str(raised.value) and "length 140" in str(raised.value)
+    check_parameters("ecg_events", {"event_distance": longest})  # the longest that fits is accepted
+    layout = event_layout(6, 140, 50.0, longest, 0)
+    assert (layout.centres[:, 0] == 20).all() and (layout.centres[:, 1] == 119).all()
+    # the margin is at least the event's half width, so every event is drawn whole
     footprint = event_footprint(50.0)
-    assert f"allowed: an integer from 1 to {140 - footprint}" in str(raised.value)
-    assert f"footprint of {footprint} samples" in str(raised.value) and "length 140" in str(raised.value)
-    check_parameters("ecg_events", {"event_distance": 140 - footprint})  # the longest that fits is accepted
-    load_dataset("ecg_events", {"n_strips": 6, "event_distance": 140 - footprint})
+    check_parameters("ecg_events", {"edge_margin": 0, "event_distance": 140 - footprint})
+    load_dataset("ecg_events", {"n_strips": 6, "edge_margin": 0, "event_distance": 140 - footprint})
