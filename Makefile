@@ -52,9 +52,9 @@ study-dropout: ## Dropout study: how much of the gap does dropout close, per arc
 study-weight-decay: ## Weight-decay study: AdamW against an L2 penalty, two strengths, per architecture and depth (~25 min)
 	$(MAKE) study SPACE=search_spaces/weight_decay.yaml
 
-EXPLANATION_SPACES ?= gradients clipping parameters gating
+EXPLANATION_SPACES ?= gradients clipping parameters gating receptive_field data_size label_noise long_memory
 
-study-explanations: ## Why? Run the explanation studies (search_spaces/explanations/) and build their reports (~1 h on 2 cores)
+study-explanations: ## Why? Run the eight explanation studies of the five explanations (search_spaces/explanations/) and build their reports (~4 h on 2 cores)
 	@for space in $(EXPLANATION_SPACES); do \
 	  $(MAKE) --no-print-directory study SPACE=search_spaces/explanations/$$space.yaml || exit $$?; \
 	done

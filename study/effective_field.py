@@ -72,14 +72,15 @@ def _input_gradient(feature_model: keras.Model, inputs: np.ndarray, position: in
     elif backend == "jax":
         import jax
 
-        trainable = [variable.value for variable in feature_model.trainable_variables]
-        non_trainable = [variable.value for variable in feature_model.non_trainable_variables]
-
-        def function(values):
+        def function(trainable, non_trainable, values):
             features, _ = feature_model.stateless_call(trainable, non_trainable, values, training=False)
             return objective(features)
 
-        gradient = jax.grad(function)(jax.numpy.asarray(inputs))
+        # Compiled whole: for a fresh model, one compilation is faster than running the backward pass op by op
+        # (about 2 s against 5 s for a 4-layer LSTM on a CPU). The weights are arguments, not baked-in constants.
+        gradient = jax.jit(jax.grad(function, argnums=2))(
+            [variable.value for variable in feature_model.trainable_variables],
+            [variable.value for variable in feature_model.non_trainable_variables], jax.numpy.asarray(inputs))
     elif backend == "torch":
         import torch
 

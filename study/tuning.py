@@ -28,12 +28,14 @@ from keras_tuner.engine import base_tuner, trial as trial_module
 from study import measures
 from study.config import HYPERPARAMETERS, MAX_WIDTH, SearchSpace, level_key
 from study.datasets import Dataset
+from study.effective_field import effective_field_profile, effective_receptive_field
 from study.errors import BadInput
 from study.models import SIZE_ARGUMENTS, build_model, compile_model, match_width, receptive_field
 from study.recording import (EpochRecorder, GradientRecorder, RowWriter, per_class_scores, predict_probabilities,
                              score_probabilities)
 from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, FAILED, GRADIENT_COLUMNS, GRADIENTS_FILE,
-                          HYPERPARAMETER_COLUMNS, epoch_columns, trial_columns)
+                          HYPERPARAMETER_COLUMNS, RECEPTIVE_FIELD_COLUMNS, RECEPTIVE_FIELDS_FILE, epoch_columns,
+                          trial_columns)
 
 OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
 HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
@@ -351,6 +353,10 @@ class StudyContext:
         return self.run_dir / GRADIENTS_FILE
 
     @property
+    def receptive_fields_path(self) -> Path:
+        return self.run_dir / RECEPTIVE_FIELDS_FILE
+
+    @property
     def epochs_path(self) -> Path:
         return self.run_dir / "epochs.csv"
 
@@ -463,6 +469,8 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
                                f"scores are those of the best epoch before it")
         model.set_weights(recorder.best_weights)
         model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
+        row["effective_receptive_field"] = record_effective_field(context, trial_id, model,
+                                                                  dataset.x_train[indices[:GRADIENT_BATCH]])
         test_probabilities = predict_probabilities(model, dataset.x_test)
         test = score_probabilities(test_probabilities, dataset.y_test)
         RowWriter(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
@@ -479,6 +487,17 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         row["gradient_seconds"] = round(gradient_recorder.seconds, 3)
     keras.backend.clear_session(free_memory=False)
     return row
+
+
+def record_effective_field(context: StudyContext, trial_id: str, model: keras.Model, inputs: np.ndarray) -> float:
+    """Measure the model's effective receptive field on ``inputs`` (the fixed gradient batch), append its profile
+    to receptive_fields.csv and return its size (NaN when no input gradient reached the output)."""
+    offsets, mass = effective_field_profile(model, inputs)
+    RowWriter(context.receptive_fields_path, RECEPTIVE_FIELD_COLUMNS).append(
+        {"trial_id": trial_id, "phase": context.phase, "offset": int(offset),
+         "mass": float(share) if math.isfinite(share) else None}
+        for offset, share in zip(offsets, mass))
+    return effective_receptive_field(mass)
 
 
 class StudyTuner(base_tuner.BaseTuner):

@@ -97,6 +97,13 @@ def test_a_tiny_study_along_a_dataset_factor_end_to_end(tmp_path):
     assert sorted(trials.loc[trials["phase"] == "tune", "n_strips"]) == [48, 48, 96, 96]
     repeats = trials.loc[trials["phase"] == "repeat"]
     assert sorted(repeats["n_strips"]) == [48, 96] and (repeats["status"] == "completed").all()
+    # the effective receptive field of every trial at its best epoch: a profile summing to 1, within the theory
+    profiles = pd.read_csv(run_dir / "receptive_fields.csv", dtype={"trial_id": str})
+    assert set(profiles["trial_id"]) == set(trials["trial_id"])
+    assert profiles.groupby("trial_id")["mass"].sum().round(6).eq(1).all()
+    assert profiles.groupby("trial_id").size().eq(32).all()  # one row per input sample (length 32)
+    assert trials["effective_receptive_field"].between(1, 7).all()  # a single kernel-7 convolution
+    assert (trials["receptive_field"] == 7).all()
     epochs = pd.read_csv(run_dir / "epochs.csv")
     assert list(epochs.columns) == epoch_columns(["n_strips"])
     assert epochs.groupby("trial_id")["n_strips"].nunique().max() == 1
