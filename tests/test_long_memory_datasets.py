@@ -37,7 +37,7 @@ def test_registered_with_the_documented_defaults():
     load_dataset("adding", SMALL["adding"])  # loads the registry
     split = {"seed": 0, "validation_fraction": 0.15, "test_fraction": 0.15, "label_noise": 0.0}
     assert DATASETS["adding"].defaults == {"length": 200, "n_sequences": 2000, "bins": 2, **split}
-    assert DATASETS["copy_memory"].defaults == {"length": 100, "n_sequences": 2000, **split}
+    assert DATASETS["copy_memory"].defaults == {"length": 100, "n_sequences": 2000, "symbols": 10, **split}
     assert DATASETS["ecg_events"].defaults == {"n_strips": 1000, "length": 140, "sampling_rate": 50.0,
                                                "noise": 0.05, "event_distance": 40, "edge_margin": 20, **split}
     assert all(DATASETS[name].check is not None for name in SMALL)
@@ -320,3 +320,16 @@ def test_event_distance_error_says_what_fits():
     footprint = event_footprint(50.0)
     check_parameters("ecg_events", {"edge_margin": 0, "event_distance": 140 - footprint})
     load_dataset("ecg_events", {"n_strips": 6, "edge_margin": 0, "event_distance": 140 - footprint})
+
+
+def test_copy_memory_with_fewer_symbols_keeps_the_layout_and_the_memory_span():
+    dataset = load_dataset("copy_memory", {"length": 7, "n_sequences": 48, "symbols": 3, "seed": 2})
+    assert dataset.input_shape == (7 + 2 * 3, 10 + 3)
+    for x, y in splits(dataset):
+        tokens = x[:, :, :10].argmax(axis=2)
+        assert ((tokens[:, :3] >= 1) & (tokens[:, :3] <= 8)).all() and (tokens[:, 3:9] == 0).all()
+        assert (tokens[:, 9:] == 9).all() and x[:, 9, 10:].sum(axis=1).tolist() == [1.0] * len(x)
+        assert x[:, :9, 10:].sum() == 0 and x[:, 10:, 10:].sum() == 0  # the query only at the delimiter
+        queried = x[:, 9, 10:].argmax(axis=1)
+        recalled = tokens[np.arange(len(x)), queried] - 1
+        assert np.array_equal(recalled, y)  # no label noise: every label is the queried symbol

@@ -18,7 +18,9 @@ scores one class per sequence, so both are recast as single-label classification
   where a one-hot names which of the ten leading symbols to recall (uniformly chosen); the label is
   that symbol (eight classes, "1".."8"). The query position is unknown until the delimiter, so the
   model must hold all ten symbols across the T blank steps, and its expected accuracy equals the
-  per-symbol copy accuracy of Bai's task; chance is 1/8.
+  per-symbol copy accuracy of Bai's task; chance is 1/8. ``symbols`` (default 10, Bai's) sets how many
+  leading symbols there are (the input is then T + 2 x symbols steps of 10 + symbols channels): fewer
+  symbols keep the memory span T and lighten the load, for CPU-sized studies.
 
 Both are exactly class-balanced by construction (class counts differ by at most one): the class of
 each example is dealt first and its inputs are drawn given the class. Every class is equally
@@ -66,6 +68,7 @@ COPY_CLASS_NAMES = tuple(str(symbol) for symbol in range(1, COPY_ALPHABET + 1))
 COPY_DEFAULTS: dict[str, Any] = {
     "length": 100,
     "n_sequences": 2000,
+    "symbols": COPY_SYMBOLS,
     "seed": 0,
     "validation_fraction": 0.15,
     "test_fraction": 0.15,
@@ -301,45 +304,48 @@ def check_copy_memory(parameters: dict[str, Any]) -> None:
     _check_copy_memory(parameters)
 
 
-def _check_copy_memory(parameters: dict[str, Any]) -> tuple[int, int, float, float, float, int]:
+def _check_copy_memory(parameters: dict[str, Any]) -> tuple[int, int, float, float, float, int, int]:
     merged = {**COPY_DEFAULTS, **parameters}
-    length = _check_integer("length", merged["length"], 1, f" (the input holds length + {2 * COPY_SYMBOLS} steps)")
+    symbols = _check_integer("symbols", merged["symbols"], 1, " (leading symbols to remember; Bai et al. use 10)")
+    length = _check_integer("length", merged["length"], 1, " (the input holds length + 2 x symbols steps)")
     n_sequences = check_example_count("n_sequences", merged["n_sequences"], COPY_ALPHABET)
     validation_fraction, test_fraction, label_noise, seed = check_split_parameters(merged)
-    return length, n_sequences, validation_fraction, test_fraction, label_noise, seed
+    return length, n_sequences, validation_fraction, test_fraction, label_noise, seed, symbols
 
 
-def copy_memory_delimiter(length: int) -> int:
-    """Index of the delimiter step (the first 9) in an input of ``length + 20`` steps."""
-    return COPY_SYMBOLS + length - 1
+def copy_memory_delimiter(length: int, symbols: int = COPY_SYMBOLS) -> int:
+    """Index of the delimiter step (the first 9) in an input of ``length + 2 * symbols`` steps."""
+    return symbols + length - 1
 
 
-def generate_copy_memory(length: int, n_sequences: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The compact copy-memory task: leading symbols int64 (n, 10) in 1..8, query positions int64 (n,) in
-    0..9 and class indices int64 (n,) (symbol - 1 of the queried position). Expand with
+def generate_copy_memory(length: int, n_sequences: int, seed: int, symbols: int = COPY_SYMBOLS
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The compact copy-memory task: leading symbols int64 (n, symbols) in 1..8, query positions int64 (n,) in
+    0..symbols-1 and class indices int64 (n,) (symbol - 1 of the queried position). Expand with
     :func:`copy_memory_inputs`. The data stream of ``seed`` decides everything.
     """
-    length, n_sequences, *_, seed = _check_copy_memory({"length": length, "n_sequences": n_sequences,
-                                                        "seed": seed})
+    length, n_sequences, *_, seed, count = _check_copy_memory({"length": length, "n_sequences": n_sequences,
+                                                               "seed": seed, "symbols": symbols})
     data_stream, _, _ = seed_streams(seed)
     rng = np.random.default_rng(data_stream)
     labels = balanced_labels(n_sequences, COPY_ALPHABET, rng)
-    query = rng.integers(0, COPY_SYMBOLS, size=n_sequences)
-    symbols = rng.integers(1, COPY_ALPHABET + 1, size=(n_sequences, COPY_SYMBOLS))
+    query = rng.integers(0, count, size=n_sequences)
+    symbols = rng.integers(1, COPY_ALPHABET + 1, size=(n_sequences, count))
     symbols[np.arange(n_sequences), query] = labels + 1
     return symbols, query, labels
 
 
 def copy_memory_inputs(symbols: np.ndarray, query: np.ndarray, length: int) -> np.ndarray:
-    """One-hot inputs float32 (n, length + 20, 20): token one-hot in channels 0-9 (symbols, blanks 0,
-    delimiter and trailing 9s), the query position's one-hot in channels 10-19 at the delimiter step only."""
-    n_sequences = len(symbols)
-    total = length + 2 * COPY_SYMBOLS
-    delimiter = copy_memory_delimiter(length)
-    x = np.zeros((n_sequences, total, COPY_CHANNELS), dtype=np.float32)
+    """One-hot inputs float32 (n, length + 2s, 10 + s) for s leading symbols (Bai: s = 10, so (n, length + 20,
+    20)): token one-hot in channels 0-9 (symbols, blanks 0, delimiter and trailing 9s), the query position's
+    one-hot in channels 10 .. 9 + s at the delimiter step only."""
+    n_sequences, count = symbols.shape
+    total = length + 2 * count
+    delimiter = copy_memory_delimiter(length, count)
+    x = np.zeros((n_sequences, total, COPY_TOKENS + count), dtype=np.float32)
     rows = np.arange(n_sequences)
-    x[rows[:, None], np.arange(COPY_SYMBOLS)[None, :], symbols] = 1.0
-    x[:, COPY_SYMBOLS:delimiter, 0] = 1.0  # blanks
+    x[rows[:, None], np.arange(count)[None, :], symbols] = 1.0
+    x[:, count:delimiter, 0] = 1.0  # blanks
     x[:, delimiter:, COPY_TOKENS - 1] = 1.0  # the delimiter and the ten 9s of the answer phase
     x[rows, delimiter, COPY_TOKENS + query] = 1.0
     return x
@@ -349,20 +355,21 @@ def load_copy_memory(parameters: dict[str, Any], data_dir: Path) -> Dataset:
     """The copy memory task as 8-class recall of one queried symbol, with fixed stratified splits."""
     del data_dir
     merged = {**COPY_DEFAULTS, **parameters}
-    length, n_sequences, validation_fraction, test_fraction, label_noise, seed = _check_copy_memory(merged)
-    symbols, query, labels = generate_copy_memory(length, n_sequences, seed)
-    delimiter = copy_memory_delimiter(length)
+    length, n_sequences, validation_fraction, test_fraction, label_noise, seed, count = _check_copy_memory(merged)
+    symbols, query, labels = generate_copy_memory(length, n_sequences, seed, count)
+    delimiter = copy_memory_delimiter(length, count)
     info = {
         "task": "copy memory (Bai et al. 2018) as single-label recall: the class is the leading symbol named "
                 "by the query at the delimiter step",
         "reference": REFERENCE,
-        "input_length": length + 2 * COPY_SYMBOLS,
+        "input_length": length + 2 * count,
         "channels": {"0-9": "one-hot token: 0 blank, 1-8 symbols, 9 delimiter and answer phase",
-                     "10-19": "one-hot query position (which leading symbol to recall), at the delimiter only"},
-        "layout": {"symbols": [0, COPY_SYMBOLS - 1],
-                   "blanks": [COPY_SYMBOLS, delimiter - 1] if length > 1 else [],
-                   "delimiter": delimiter, "answer_phase": [delimiter + 1, length + 2 * COPY_SYMBOLS - 1]},
-        "memory_span": f"the {COPY_SYMBOLS} symbols must be held for {length} steps until the delimiter",
+                     f"10-{9 + count}": "one-hot query position (which leading symbol to recall), at the "
+                                         "delimiter only"},
+        "layout": {"symbols": [0, count - 1],
+                   "blanks": [count, delimiter - 1] if length > 1 else [],
+                   "delimiter": delimiter, "answer_phase": [delimiter + 1, length + 2 * count - 1]},
+        "memory_span": f"the {count} symbols must be held for {length} steps until the delimiter",
         "class_balance": "dealt evenly; the other nine symbols uniform in 1-8",
     }
     return assemble_dataset("copy_memory", labels,
