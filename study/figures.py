@@ -8,7 +8,10 @@ saves them). Every figure of :data:`FIGURE_NAMES` is always returned: a panel
 whose data are missing says "not enough data: ..." instead of disappearing.
 After them comes one dynamic family: ``why_<explanation>`` (see
 :func:`why_figure_names`), one figure per explanation of
-:data:`study.config.EXPLANATIONS` that some claim of the study is tagged with.
+:data:`study.config.EXPLANATIONS` that some claim of the study is tagged with,
+or that the study measured otherwise (a distance factor: why_receptive_field; a
+data factor: why_overfitting), drawn from the analysis' evidence tables
+(gradient_profile, distance_profile, receptive_field_profile, data_profile).
 Figures are :class:`matplotlib.figure.Figure` objects with the Agg canvas, so no
 window, no pyplot state and no display are needed.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import matplotlib
 
@@ -30,8 +33,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from study.statistics.classification import CLASSES, CRASHED, DIVERGED, FAILED_TO_TRAIN, FITTING, OVERFITTING  # noqa: E402
-from study.statistics.explanations import (EXPLANATION_DETAILS, GRADIENT_PROFILE_COLUMNS, WHY_FIGURE_PREFIX,  # noqa: E402
-                                           explanation_axes)
+from study.statistics.explanations import (DATA_PROFILE_MEASURES, EXPLANATION_DETAILS,  # noqa: E402
+                                           GRADIENT_PROFILE_COLUMNS, RECEPTIVE_FIELD_PROFILE_COLUMNS,
+                                           WHY_FIGURE_PREFIX, explanation_axes, profile_columns)
 from study.statistics.trials import PRIMARY_MEASURES, measure_units  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,12 +76,30 @@ WHY_GRADIENT_CAPTION = ("Gradient ratio per cell against depth: mean over tuning
                         "smaller, -1 ten times smaller); then each tagged claim's measure against its factor.")
 
 
+#: ... of why_receptive_field, whose first panels are the distance and receptive-field profiles when the study has them.
+WHY_RECEPTIVE_FIELD_CAPTION = (
+    "Where the study varies the distance a model must span (event_distance, or the sequence length T): best "
+    "validation accuracy per cell against that distance, one panel per architecture, one line per depth, mean over "
+    "tuning trials with its 95% interval (dashed: chance, 1/K). Where receptive fields were recorded: each cell's "
+    "theoretical receptive field (solid) and mean effective receptive field (dashed, 95% of the input-gradient mass, "
+    "with its interval) against depth, in input samples on a log scale, the distances as dotted lines: a model "
+    "whose field lies below a distance cannot see both ends of it. Then each tagged claim's measure against its "
+    "factor.")
+#: ... of why_overfitting, whose first panels are the data profile when the study varies its training data.
+WHY_OVERFITTING_CAPTION = (
+    "Where the study varies its training data (n_strips, n_sequences, label_noise): the gap at matched progress "
+    "(gap_at_target) and at the best epoch (gap_at_best) per cell against that factor, one panel per architecture "
+    "and gap, one line per depth, mean over the tuning trials that trained with its 95% interval. Then each tagged "
+    "claim's measure against its factor, one line per compared level (or stratum).")
+
+
 def figure_caption(name: str) -> str:
     """The caption of any figure :func:`build_figures` returns."""
     if name.startswith(WHY_FIGURE_PREFIX):
         explanation = name[len(WHY_FIGURE_PREFIX):]
-        return WHY_GRADIENT_CAPTION if explanation == "vanishing_gradients" else WHY_CAPTION.format(
-            explanation=explanation)
+        special = {"vanishing_gradients": WHY_GRADIENT_CAPTION, "receptive_field": WHY_RECEPTIVE_FIELD_CAPTION,
+                   "overfitting": WHY_OVERFITTING_CAPTION}
+        return special.get(explanation, WHY_CAPTION.format(explanation=explanation))
     return FIGURE_CAPTIONS.get(name, name.replace("_", " "))
 
 
@@ -95,6 +117,7 @@ _MEASURE_LABELS = {
     "test_accuracy": "test accuracy",
     "best_val_accuracy": "best validation accuracy",
     "gradient_ratio": "log10 gradient ratio (first / last hidden)",
+    "receptive_field": "receptive field (input samples)",
 }
 _CLASS_COLOURS = {FITTING: "#2ca02c", OVERFITTING: "#ff7f0e", FAILED_TO_TRAIN: "#9e9e9e", DIVERGED: "#9467bd",
                   CRASHED: "#262626"}
@@ -230,6 +253,150 @@ def plot_gradient_profile(frame: pd.DataFrame, ax: Axes, *, palette: Mapping[str
     ax.set_title("gradient ratio per cell (below 0: smaller at the first layer)", fontsize=9)
     ax.grid(alpha=0.3)
     _legend(ax, title="architecture", fontsize=7)
+
+
+def _level_axis(ax: Axes, levels: Sequence[Any], name: str) -> dict[Any, float]:
+    """A factor's levels along x: numbers at their values (log2 when all are positive and span a factor of 4
+    or more), other levels at 0, 1, ...; a tick at every level. Returns level -> x."""
+    ordered = list(dict.fromkeys(levels))
+    numbers = pd.to_numeric(pd.Series(ordered, dtype=object), errors="coerce")
+    if numbers.notna().all() and len(ordered):
+        positions = dict(zip(ordered, numbers.astype(float)))
+        values = sorted(set(positions.values()))
+        if values[0] > 0 and values[-1] / values[0] >= 4:
+            ax.set_xscale("log", base=2)
+            ax.minorticks_off()
+        ax.set_xticks(values)
+        ax.set_xticklabels([f"{value:g}" for value in values])
+    else:
+        positions = {level: float(index) for index, level in enumerate(ordered)}
+        ax.set_xticks(list(positions.values()))
+        ax.set_xticklabels([str(level) for level in ordered])
+    ax.set_xlabel(name)
+    return positions
+
+
+def _depth_lines(rows: pd.DataFrame, known: Sequence[str]) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
+    """(``rows`` with a ``line`` column, the line names in order, a colour per line): one line per depth (and
+    level of every other scientific factor) of a per-cell profile, coloured from shallow to deep."""
+    extra = [name for name in _extra_factors(rows, known) if rows[name].notna().any()]
+    rows = rows.sort_values(["depth", *extra], kind="stable")
+    lines = [f"depth {row['depth']:g}" + (f", {_cell_label(row, extra)}" if extra else "")
+             for _, row in rows.iterrows()]
+    rows = rows.assign(line=lines)
+    names = list(dict.fromkeys(lines))
+    return rows, names, dict(zip(names, sns.color_palette("viridis", max(len(names), 1))))
+
+
+def _profile_lines(rows: pd.DataFrame, ax: Axes, measure: str, known: Sequence[str]) -> dict[Any, float]:
+    """One line per depth (and other factor level) of a distance or data profile: ``<measure>_mean`` against
+    ``level`` with the interval as bars. Returns the x of each level."""
+    _count, mean, low, high = profile_columns(measure)
+    positions = _level_axis(ax, rows["level"].tolist(), str(rows["factor"].iloc[0]))
+    shown = rows.loc[pd.to_numeric(rows[mean], errors="coerce").notna()]
+    shown, names, colours = _depth_lines(shown, known)
+    for name in names:
+        group = shown.loc[shown["line"] == name]
+        x = np.array([positions[level] for level in group["level"]], dtype=float)
+        order = np.argsort(x)
+        values = group[mean].to_numpy(dtype=float)[order]
+        below = np.nan_to_num(np.clip(values - group[low].to_numpy(dtype=float)[order], 0, None))
+        above = np.nan_to_num(np.clip(group[high].to_numpy(dtype=float)[order] - values, 0, None))
+        ax.errorbar(x[order], values, yerr=[below, above], fmt="-o", capsize=3, lw=1.6, ms=5,
+                    color=colours[name], label=name)
+    ax.set_ylabel(measure_label(measure))
+    ax.grid(alpha=0.3)
+    return positions
+
+
+def plot_distance_profile(rows: pd.DataFrame, ax: Axes, *, chance: float | None = None, title: str = "",
+                          measure: str = "best_val_accuracy") -> None:
+    """Accuracy against the distance factor for one architecture, one line per depth (and level of the other
+    scientific factors) with interval bars, a dashed line at chance. ``rows``: the analysis'
+    ``distance_profile`` rows of one architecture."""
+    count = profile_columns(measure)[0]
+    if rows.empty or not (pd.to_numeric(rows[count], errors="coerce") > 0).any():
+        not_enough_data(ax, f"no tuning trial has a {measure}", title=title or measure_label(measure))
+        return
+    known = ("architecture", "depth", "factor", "level",
+             *(name for item in ("best_val_accuracy", "test_accuracy") for name in profile_columns(item)))
+    _profile_lines(rows, ax, measure, known)
+    ax.set_ylim(-0.02, 1.02)  # accuracy: every architecture's panel on one scale
+    ax.set_title(title or f"{measure_label(measure)} against {rows['factor'].iloc[0]}", fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    if chance is not None and math.isfinite(chance):
+        handles.append(ax.axhline(chance, color="grey", lw=1, ls="--"))
+        labels.append(f"chance ({chance:.3g})")
+    if handles:
+        ax.legend(handles, labels, fontsize=7)
+
+
+def plot_data_profile(rows: pd.DataFrame, ax: Axes, *, measure: str, title: str = "") -> None:
+    """A gap measure against a data factor for one architecture, one line per depth (and level of the other
+    scientific factors) with interval bars and a dotted line at 0. ``rows``: the analysis' ``data_profile`` rows
+    of one factor and architecture."""
+    count = profile_columns(measure)[0]
+    if rows.empty or count not in rows.columns or not (pd.to_numeric(rows[count], errors="coerce") > 0).any():
+        not_enough_data(ax, f"no tuning trial that trained has a {measure}", title=title or measure_label(measure))
+        return
+    known = ("architecture", "depth", "factor", "level",
+             *(name for item in DATA_PROFILE_MEASURES for name in profile_columns(item)))
+    _profile_lines(rows, ax, measure, known)
+    ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+    ax.set_title(title or f"{measure_label(measure)} against {rows['factor'].iloc[0]}", fontsize=9)
+    _legend(ax, fontsize=7)
+
+
+def plot_receptive_fields(profile: pd.DataFrame, ax: Axes, *, distances: Sequence[float] = (),
+                          distance_name: str = "", palette: Mapping[str, Any] | None = None) -> None:
+    """Each cell's theoretical receptive field (solid) and mean effective receptive field with its interval
+    (dashed) against depth, one colour per architecture (and level of the other scientific factors), on a log
+    y axis; ``distances`` as dotted horizontal lines. ``profile``: the analysis' ``receptive_field_profile``."""
+    title = "receptive field per cell"
+    effective = pd.to_numeric(profile.get("effective_receptive_field_mean", pd.Series(dtype=float)),
+                              errors="coerce")
+    theoretical = pd.to_numeric(profile.get("receptive_field", pd.Series(dtype=float)), errors="coerce")
+    if profile.empty or not ((theoretical > 0).any() or (effective > 0).any()):
+        not_enough_data(ax, "no tuning trial has a receptive field", title=title)
+        return
+    rows, names, extra = _with_series(profile, ("architecture", "depth", *RECEPTIVE_FIELD_PROFILE_COLUMNS))
+    if palette and not extra:
+        colours = {name: palette.get(name.lower(), palette.get(name)) for name in names}
+    else:
+        colours = dict(zip(names, sns.color_palette("colorblind" if len(names) <= 10 else "tab20", len(names))))
+    drawn: set[tuple] = set()
+    legend: list[tuple[Any, str]] = []  # in drawing order: each series' theoretical, then its effective field
+    for name in names:
+        group = rows.loc[rows["series"] == name].sort_values("depth")
+        x = group["depth"].to_numpy(dtype=float) * _shift(names, name)
+        fields = pd.to_numeric(group["receptive_field"], errors="coerce").to_numpy(dtype=float)
+        architecture = str(group["architecture"].iloc[0]).upper()
+        points = tuple(zip(group["depth"], fields))
+        if np.isfinite(fields).any() and (architecture, points) not in drawn:  # the same field for several levels
+            first = not any(seen == architecture for seen, _ in drawn)      # of the other factors: drawn once
+            drawn.add((architecture, points))
+            (line,) = ax.plot(x, fields, "-s", color=colours[name], lw=1.6, ms=4)
+            legend.append((line, f"{architecture if first else name} theoretical"))
+        mean = pd.to_numeric(group["effective_receptive_field_mean"], errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(mean).any():
+            below = np.nan_to_num(np.clip(mean - group["effective_receptive_field_low"].to_numpy(dtype=float), 0,
+                                          None))
+            above = np.nan_to_num(np.clip(group["effective_receptive_field_high"].to_numpy(dtype=float) - mean, 0,
+                                          None))
+            legend.append((ax.errorbar(x, mean, yerr=[below, above], fmt="--o", capsize=3, lw=1.2, ms=4,
+                                       color=colours[name]), f"{name} effective"))
+    for distance in sorted({float(value) for value in distances if np.isfinite(float(value))}):
+        ax.axhline(distance, color="#555555", lw=0.9, ls=":")
+        ax.annotate(f"{distance_name} {distance:g}".strip(), (0.01, distance), xycoords=("axes fraction", "data"),
+                    fontsize=7, color="#555555", va="bottom")
+    ax.set_yscale("log")
+    _depth_axis(ax, rows["depth"])
+    ax.set_ylabel(measure_label("receptive_field"))
+    ax.set_title(title + (f" (dotted: {distance_name})" if len(distances) and distance_name else ""), fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    if legend:  # many lines: beside the panel, not over it
+        ax.legend([handle for handle, _ in legend], [label for _, label in legend], fontsize=7,
+                  **({"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if len(legend) > 4 else {}))
 
 
 def plot_class_shares(counts: pd.DataFrame, ax: Axes, *, phase: str = "tune") -> None:
@@ -622,12 +789,83 @@ def why_figure_names(analysis: Analysis) -> tuple[str, ...]:
     return tuple(str(name) for name in why["figure"] if isinstance(name, str) and name)
 
 
+def _architectures(table: pd.DataFrame) -> list[str]:
+    return sorted(table["architecture"].astype(str).unique()) if "architecture" in table.columns else ["all"]
+
+
+def _of_architecture(table: pd.DataFrame, architecture: str) -> pd.DataFrame:
+    return table.loc[table["architecture"].astype(str) == architecture] if "architecture" in table.columns \
+        else table
+
+
+def _evidence_panels(analysis: Analysis, explanation: str, palette: Mapping[str, Any]
+                     ) -> tuple[list[Callable[[Axes], None]], int, list[list[int]]]:
+    """The panels an explanation's figure draws before its claims' profiles, the columns of its grid, and the
+    groups of panels (by position) that share one y scale: vanishing_gradients the gradient profile;
+    receptive_field accuracy against the distance factor per architecture and the receptive fields against
+    depth; overfitting each gap against each data factor per architecture (one y scale per gap and factor).
+    Only the panels whose table the analysis has."""
+    panels: list[Callable[[Axes], None]] = []
+    shared: list[list[int]] = []
+    if explanation == "vanishing_gradients":
+        gradients = _table(analysis, "gradient_profile")
+        if not gradients.empty:
+            panels.append(lambda ax: plot_gradient_profile(gradients, ax, palette=palette))
+        return panels, 3, shared
+    if explanation == "receptive_field":
+        distance = _table(analysis, "distance_profile")
+        fields = _table(analysis, "receptive_field_profile")
+        chance = analysis.chance.balanced_accuracy  # 1/K
+        name = str(distance["factor"].iloc[0]) if not distance.empty else ""
+        for architecture in (_architectures(distance) if not distance.empty else []):
+            rows = _of_architecture(distance, architecture)
+            panels.append(lambda ax, rows=rows, architecture=architecture: plot_distance_profile(
+                rows, ax, chance=chance, title=f"{architecture.upper()}: accuracy against {name}"))
+        if not fields.empty:
+            levels = pd.to_numeric(distance["level"], errors="coerce").dropna().unique() if not distance.empty \
+                else []
+            panels.append(lambda ax: plot_receptive_fields(fields, ax, distances=list(levels), distance_name=name,
+                                                           palette=palette))
+        return panels, len(panels) if len(panels) == 4 else 3, shared  # 3 architectures and the fields: one row
+    if explanation == "overfitting":
+        data = _table(analysis, "data_profile")
+        if data.empty:
+            return panels, 3, shared
+        names = _architectures(data)
+        for factor in dict.fromkeys(data["factor"].astype(str)):
+            rows = data.loc[data["factor"].astype(str) == factor]
+            for measure in ("gap_at_target", "gap_at_best"):
+                count = profile_columns(measure)[0]
+                if count not in rows.columns or not (pd.to_numeric(rows[count], errors="coerce") > 0).any():
+                    if measure == "gap_at_target":
+                        continue  # not measured here: the gap at the best epoch stands alone
+                shared.append(list(range(len(panels), len(panels) + len(names))))
+                for architecture in names:
+                    shown = _of_architecture(rows, architecture)
+                    panels.append(lambda ax, shown=shown, measure=measure, architecture=architecture, factor=factor:
+                                  plot_data_profile(shown, ax, measure=measure,
+                                                    title=f"{architecture.upper()}: {measure} against {factor}"))
+        return panels, len(names) if 2 <= len(names) <= 4 else 3, shared
+    return panels, 3, shared
+
+
+def _share_y(axes: Sequence[Axes]) -> None:
+    """One y range for panels drawn apart (those with data: a 'not enough data' panel has no axis)."""
+    drawn = [ax for ax in axes if ax.axison and ax.has_data()]
+    if len(drawn) > 1:
+        low = min(ax.get_ylim()[0] for ax in drawn)
+        high = max(ax.get_ylim()[1] for ax in drawn)
+        for ax in drawn:
+            ax.set_ylim(low, high)
+
+
 def why_figure(analysis: Analysis, explanation: str, palette: Mapping[str, Any]) -> Figure:
-    """One explanation's figure: for vanishing_gradients the gradient profile first (when gradients.csv was
-    recorded), then the profile of every claim tagged with it (its measure against its factor; a gradient_ratio
-    claim along depth is the gradient panel already)."""
-    gradients = _table(analysis, "gradient_profile") if explanation == "vanishing_gradients" else pd.DataFrame()
-    with_gradients = not gradients.empty
+    """One explanation's figure: its evidence panels first (:func:`_evidence_panels`: the gradient profile of
+    vanishing_gradients when gradients.csv was recorded, the distance and receptive-field profiles of
+    receptive_field, the data profile of overfitting), then the profile of every claim tagged with it (its
+    measure against its factor; a gradient_ratio claim along depth is the gradient panel already)."""
+    evidence, columns, shared = _evidence_panels(analysis, explanation, palette)
+    with_gradients = explanation == "vanishing_gradients" and bool(evidence)
     profile = _table(analysis, "factor_profile")
     panels: list[tuple[pd.DataFrame, str, str, str]] = []
     palette_rows: dict[str, Any] = {}
@@ -640,20 +878,24 @@ def why_figure(analysis: Analysis, explanation: str, palette: Mapping[str, Any])
             keep |= rows
         if keep.any():
             panels, palette_rows = _profile_panels(profile.loc[keep])
-    count = len(panels) + int(with_gradients)
+    count = len(panels) + len(evidence)
     question = EXPLANATION_DETAILS[explanation].question if explanation in EXPLANATION_DETAILS else ""
     title = f"Why? {explanation}: {question}" if question else f"Why? {explanation}"
     if count == 0:
-        return _single("no claim tagged with it has units at two levels of its factor"
-                       + (" (and no gradients.csv)" if explanation == "vanishing_gradients" else ""),
-                       title, size=(7.5, 3.6))
-    figure, axes = _panels(count, 5.0, 3.4)
-    if with_gradients:
-        plot_gradient_profile(gradients, axes[0], palette=palette)
-    for ax, (rows, panel_title, hue, factor) in zip(axes[int(with_gradients):], panels):
+        missing = {"vanishing_gradients": " (and no gradients.csv)",
+                   "receptive_field": " (and no distance factor or receptive field was recorded)",
+                   "overfitting": " (and no data factor is scientific)"}.get(explanation, "")
+        return _single("no claim tagged with it has units at two levels of its factor" + missing, title,
+                       size=(7.5, 3.6))
+    figure, axes = _panels(count, 5.0 if columns <= 3 else 4.2, 3.4, columns=columns)
+    for ax, draw in zip(axes, evidence):
+        draw(ax)
+    for group in shared:
+        _share_y([axes[index] for index in group])
+    for ax, (rows, panel_title, hue, factor) in zip(axes[len(evidence):], panels):
         plot_profile(rows, ax, palette=palette_rows, title=panel_title, hue=hue)
         ax.set_xlabel(factor)
-    width = 5.0 * min(count, 3)
+    width = (5.0 if columns <= 3 else 4.2) * min(count, columns)
     figure.suptitle("\n".join(textwrap.wrap(title, int(width * 13))), fontsize=10)
     return figure
 

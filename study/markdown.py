@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from study.config import EXPLANATIONS
 from study.figures import FIGURE_NAMES, figure_caption
 from study.statistics.classification import CLASSES
 from study.statistics.explanations import WHY_FIGURE_PREFIX
@@ -264,9 +265,122 @@ def _verdict_section(analysis: Analysis) -> Section:
     return Section("verdict", "Verdict", tuple(blocks))
 
 
+def _interval_cell(mean: Any, low: Any, high: Any, count: Any = None) -> str:
+    """'mean [low, high]' ('mean' alone without an interval; 'n/a' without units), with ', n N' when given."""
+    if mean is None or pd.isna(mean):
+        return "n/a"
+    text = format_value(mean) if low is None or pd.isna(low) or high is None or pd.isna(high) \
+        else f"{format_value(mean)} {interval_text(low, high)}"
+    return text if count is None else f"{text}, n {format_value(count)}"
+
+
+def _cell_part(table: pd.DataFrame) -> list[str]:
+    """The cell columns of a distance or data profile (those before ``factor``) that have a value."""
+    columns = list(table.columns)
+    before = columns[:columns.index("factor")] if "factor" in columns else []
+    return [name for name in before if table[name].notna().any()]
+
+
+def level_pivot(table: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """A distance or data profile of one factor as a short table: one row per cell (architecture, depth, the
+    other factors), one column per level of the factor ('<factor> <level>'), each holding the measure's mean
+    with its interval and unit count."""
+    cell = _cell_part(table)
+    factor = str(table["factor"].iloc[0]) if len(table) else "level"
+    levels = sorted(table["level"].dropna().unique().tolist(), key=lambda value: (str(type(value)), value))
+    columns = [*cell, *(f"{factor} {format_value(level)}" for level in levels)]
+    rows = []
+    groups = table.groupby(cell, sort=True, dropna=False) if cell else [((), table)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(cell, key))
+        for level in levels:
+            found = group.loc[group["level"] == level]
+            if found.empty:
+                row[f"{factor} {format_value(level)}"] = "n/a"
+                continue
+            first = found.iloc[0]
+            row[f"{factor} {format_value(level)}"] = _interval_cell(
+                first[f"{measure}_mean"], first[f"{measure}_low"], first[f"{measure}_high"], first[f"{measure}_n"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _fields_frame(fields: pd.DataFrame) -> pd.DataFrame:
+    """The receptive-field profile as a short table: the cell, the theoretical field and the effective one's
+    mean with its interval and count."""
+    cell = [name for name in fields.columns if not name.startswith("effective_receptive_field")
+            and name != "receptive_field"]
+    return pd.DataFrame({
+        **{name: fields[name] for name in cell}, "receptive_field": fields["receptive_field"],
+        "effective_receptive_field": [_interval_cell(row.effective_receptive_field_mean,
+                                                     row.effective_receptive_field_low,
+                                                     row.effective_receptive_field_high)
+                                      for row in fields.itertuples(index=False)],
+        "n": fields["effective_receptive_field_n"]}).reset_index(drop=True)
+
+
+def _gap_measure(table: pd.DataFrame) -> str:
+    """The gap a data profile's short table shows: the verdict's (gap_at_target) where measured, else gap_at_best."""
+    count = table.get("gap_at_target_n")
+    return "gap_at_target" if count is not None and (pd.to_numeric(count, errors="coerce") > 0).any() \
+        else "gap_at_best"
+
+
+def _why_evidence(analysis: Analysis, explanation: str) -> list[Block]:
+    """The tables an explanation's figure is drawn from, as short tables (every number is in their CSV)."""
+    blocks: list[Block] = []
+    if explanation == "vanishing_gradients":
+        gradients = _table(analysis, "gradient_profile")
+        if gradients is not None:
+            blocks.append(Subheading("Gradient ratio per cell"))
+            blocks.append(Paragraph(spans(
+                "log10 of the first layer's over the last hidden layer's kernel gradient norm (median over the "
+                "training epochs; at_init: before the first update), mean over the cell's tuning trials with a 95% "
+                "bootstrap interval; 0: equal norms, -1: ten times smaller at the first layer (vanishing), +1: ten "
+                "times larger. A one-layer model has 0 by definition.")))
+            blocks.append(Table(gradients))
+    elif explanation == "receptive_field":
+        distance = _table(analysis, "distance_profile")
+        if distance is not None and not distance.empty:
+            factor = str(distance["factor"].iloc[0])
+            blocks.append(Subheading(f"Accuracy per cell at every {factor}"))
+            blocks.append(Paragraph(spans(
+                f"Best validation accuracy, mean over the cell's tuning trials with a 95% bootstrap interval and the "
+                f"number of trials, at every level of {factor} (the distance a model must span, in input samples); "
+                f"chance is {format_value(analysis.chance.balanced_accuracy)}. Test accuracy too in "
+                "distance_profile.csv.")))
+            blocks.append(Table(level_pivot(distance, "best_val_accuracy")))
+        fields = _table(analysis, "receptive_field_profile")
+        if fields is not None and not fields.empty:
+            blocks.append(Subheading("Theoretical and effective receptive field per cell"))
+            blocks.append(Paragraph(spans(
+                "receptive_field: input samples the last feature map sees (recurrent models: the whole input); "
+                "the value the cell's tuning trials share, else their median. effective_receptive_field: the "
+                "fewest input samples holding 95% of the input-gradient mass of one output position at the restored "
+                "best epoch (Luo et al. 2016), mean over the tuning trials that have one with a 95% bootstrap "
+                "interval; n: how many (0: not recorded).")))
+            blocks.append(Table(_fields_frame(fields)))
+    elif explanation == "overfitting":
+        data = _table(analysis, "data_profile")
+        if data is not None and not data.empty:
+            for factor in dict.fromkeys(data["factor"].astype(str)):
+                rows = data.loc[data["factor"].astype(str) == factor]
+                measure = _gap_measure(rows)
+                blocks.append(Subheading(f"Gap per cell at every {factor}"))
+                blocks.append(Paragraph(spans(
+                    f"{measure} (nats), mean over the cell's tuning trials that trained with a 95% bootstrap "
+                    f"interval and the number of trials, at every level of {factor}. Every gap and the best "
+                    "validation accuracy are in data_profile.csv.")))
+                blocks.append(Table(level_pivot(rows.reset_index(drop=True), measure)))
+    return blocks
+
+
 def _why_section(analysis: Analysis, context: ReportContext) -> Section:
     """The five explanations of the depth question: what each predicts and what this study's claims say about
-    it, each one's figure, the gradient ratio per cell, and every cell's width, parameters and receptive field."""
+    it, then per explanation its figure and the tables it is drawn from (the gradient ratio, the accuracy at
+    every distance and the receptive fields, the gap at every level of a data factor), and every cell's width,
+    parameters and receptive field."""
     why = _table(analysis, "why")
     blocks: list[Block] = [Paragraph(spans(
         "Five explanations are offered for why ECG papers stack LSTMs 2-4 deep and CNNs 10-15 deep. A row is "
@@ -274,24 +388,20 @@ def _why_section(analysis: Analysis, context: ReportContext) -> Section:
         "are Holm-adjusted across all of this study's claims: supported when every one is supported, contradicted "
         "when one is contradicted and none supported, mixed when some are supported and some contradicted, else "
         "inconclusive; not tested when no claim is tagged with it."))]
+    figures: dict[str, str] = {}
     if why is None or why.empty:
         blocks.append(Paragraph(spans("(not computed)")))
     else:
         blocks.append(Table(pd.DataFrame({
             "explanation": why["explanation"], "prediction": why["prediction"], "measure": why["measure"],
             "status": why["status"], "claims": why["evidence"]}).reset_index(drop=True)))
-        for name in why["figure"]:
-            if isinstance(name, str) and name and name in context.figures:
-                blocks.append(FigureRef(name, figure_caption(name)))
-    gradients = _table(analysis, "gradient_profile")
-    if gradients is not None:
-        blocks.append(Subheading("Gradient ratio per cell"))
-        blocks.append(Paragraph(spans(
-            "log10 of the first layer's over the last hidden layer's kernel gradient norm (median over the training "
-            "epochs; at_init: before the first update), mean over the cell's tuning trials with a 95% bootstrap "
-            "interval; 0: equal norms, -1: ten times smaller at the first layer (vanishing), +1: ten times larger. "
-            "A one-layer model has 0 by definition.")))
-        blocks.append(Table(gradients))
+        figures = {str(explanation): str(name) for explanation, name in zip(why["explanation"], why["figure"])
+                   if isinstance(name, str) and name}
+    for explanation in EXPLANATIONS:
+        name = figures.get(explanation)
+        if name and name in context.figures:
+            blocks.append(FigureRef(name, figure_caption(name)))
+        blocks += _why_evidence(analysis, explanation)
     sizes = _table(analysis, "model_sizes")
     blocks.append(Subheading("Width, parameters and receptive field per cell"))
     blocks.append(Paragraph(spans(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 
-from study.config import AnalysisConfig, Claim, claims_from_mapping, level_key, scientific_levels
+from study.config import AnalysisConfig, Claim, claims_from_mapping, dataset_factor_levels, level_key, scientific_levels
 from study.errors import BadInput
 from study.statistics import summaries
 from study.statistics.classification import Chance, chance_from_manifest
@@ -27,7 +27,9 @@ from study.statistics.trials import (CELL, measure_available, measure_definition
                                      settings_are_paired, trial_frame)
 from study.statistics.claims import default_claims, scientific_factors
 from study.statistics.effects import factor_effects, factor_profile, mean_interval
-from study.statistics.explanations import gradient_profile, model_sizes, why_table
+from study.statistics.explanations import (data_factors, data_profile, distance_factor, distance_profile,
+                                           gradient_profile, has_values, model_sizes, receptive_field_profile,
+                                           why_table)
 from study.statistics.verdict import Verdict, build_statements, data_caveats, empty_slopes, slope_table
 
 #: Measures whose per-cell means (with intervals) the report tabulates and draws.
@@ -238,6 +240,7 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
     }
     if "gradient_ratio" in frame.columns:  # the study recorded gradients.csv
         tables["gradient_profile"] = gradient_profile(frame, scientific, seed=seed)
+    measured = _why_profiles(tables, frame, space, scientific, seed=seed)
     if classes is not None:
         dataset = manifest.get("dataset") if isinstance(manifest.get("dataset"), Mapping) else {}
         names = dataset.get("class_names") if isinstance(dataset.get("class_names"), list) else None
@@ -269,11 +272,38 @@ def analyse(epochs: pd.DataFrame, trials: pd.DataFrame | None, manifest: Mapping
     else:
         tables["slopes"] = empty_slopes()
     tables["why"] = why_table(verdict.statements if verdict is not None else (), claims if verdict is not None else (),
-                              space)
+                              space, measured)
     return Analysis(verdict=verdict, no_verdict_reason=reason, trials=frame, tables=tables,
                     data_problems=(*extra_problems, *_data_problems(epochs, trials, frame)), space=space,
                     manifest=dict(manifest), target_train_loss=target, chance=chance, settings=settings, paired=paired,
                     claims=claims)
+
+
+def _why_profiles(tables: dict[str, pd.DataFrame], frame: pd.DataFrame, space: Mapping[str, Any],
+                  scientific: Sequence[str], *, seed: int) -> dict[str, str]:
+    """Add the evidence tables of explanations 3 and 2 that the study can give: ``distance_profile`` (a
+    distance factor is scientific), ``receptive_field_profile`` (some tuning trial has a receptive field) and
+    ``data_profile`` (one block per data factor that is scientific, its ``factor`` column naming it). Returns
+    what was measured per explanation, for the why table."""
+    factors = [name for name in dataset_factor_levels(space) if name in frame.columns and name in scientific]
+    measured: dict[str, str] = {}
+    distance = distance_factor(factors)
+    if distance is not None:
+        tables["distance_profile"] = distance_profile(frame, scientific, distance, seed=seed)
+        measured["receptive_field"] = f"the study varies {distance}: see the accuracy per cell at every {distance}"
+    if has_values(frame, ("receptive_field", "effective_receptive_field")):
+        tables["receptive_field_profile"] = receptive_field_profile(frame, scientific, seed=seed)
+    present = data_factors(factors)
+    if present:
+        blocks = [data_profile(frame, scientific, name, seed=seed) for name in present]
+        filled = [block for block in blocks if not block.empty]
+        profile = pd.concat(filled, ignore_index=True) if filled else blocks[0]
+        # Several data factors: each block's cell has the other data factors as columns (its own is in level).
+        first = [name for name in ("architecture", "depth", *scientific) if name in profile.columns]
+        tables["data_profile"] = profile.reindex(columns=list(dict.fromkeys([*first, *profile.columns])))
+        measured["overfitting"] = (f"the study varies {' and '.join(present)}: see the gap per cell at every level "
+                                   f"of {'each' if len(present) > 1 else 'it'}")
+    return measured
 
 
 def claims_table(statements: Sequence[Any]) -> pd.DataFrame:

@@ -15,27 +15,35 @@ of the study's claims already, so grouping them adds no test of its own):
 
 :func:`gradient_profile` summarises the per-trial gradient measures of gradients.csv per cell and
 :func:`model_sizes` lists each cell's width, parameter count and receptive field (parameter-matched studies
-solve the width per cell). Units are tuning trials, as in every test of the verdict.
+solve the width per cell). The evidence of explanation 3 (receptive fields) is :func:`distance_profile`
+(accuracy per cell at every level of the dataset factor that sets how far apart what must be seen is,
+:func:`distance_factor`) and :func:`receptive_field_profile` (each cell's theoretical and effective receptive
+field); that of explanation 2 (overfitting) is :func:`data_profile` (the gap per cell at every level of a
+dataset factor that sets how much or how clean the training data are, :func:`data_factors`). Units are tuning
+trials, as in every test of the verdict; every other scientific factor stays a grouping column.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from study.config import EXPLANATIONS, Claim
+from study.config import CLAIM_MEASURES, EXPLANATIONS, Claim
 from study.statistics.claims import axis_key, claim_axes
 from study.statistics.effects import mean_interval
 from study.statistics.rules import CONTRADICTED, INCONCLUSIVE, SUPPORTED
-from study.statistics.trials import tuning_units
+from study.statistics.trials import measure_units, tuning_units
 from study.statistics.verdict import number, p_text
 
-__all__ = ["EXPLANATION_DETAILS", "GRADIENT_PROFILE_COLUMNS", "MIXED", "MODEL_SIZE_COLUMNS", "NOT_TESTED",
-           "WHY_COLUMNS", "WHY_FIGURE_PREFIX", "WHY_STATUSES", "Explanation", "explanation_axes", "gradient_profile",
-           "model_sizes", "summarise_statuses", "why_figure_name", "why_table"]
+__all__ = ["DATA_FACTORS", "DATA_PROFILE_MEASURES", "DISTANCE_FACTORS", "DISTANCE_PROFILE_MEASURES",
+           "EXPLANATION_DETAILS", "GRADIENT_PROFILE_COLUMNS", "MIXED", "MODEL_SIZE_COLUMNS", "NOT_TESTED",
+           "RECEPTIVE_FIELD_PROFILE_COLUMNS", "WHY_COLUMNS", "WHY_FIGURE_PREFIX", "WHY_STATUSES", "Explanation",
+           "data_factors", "data_profile", "distance_factor", "distance_profile", "explanation_axes",
+           "gradient_profile", "has_values", "model_sizes", "profile_columns", "receptive_field_profile",
+           "summarise_statuses", "why_figure_name", "why_table"]
 
 MIXED = "mixed"
 NOT_TESTED = "not tested in this study"
@@ -50,6 +58,20 @@ MODEL_SIZE_COLUMNS = ["parameter_budget", "width", "parameter_count", "receptive
 GRADIENT_PROFILE_COLUMNS = ["n", "gradient_ratio_mean", "gradient_ratio_low", "gradient_ratio_high", "n_at_init",
                             "gradient_ratio_at_init_mean", "gradient_ratio_at_init_low",
                             "gradient_ratio_at_init_high"]
+
+#: Scientific dataset factors that set how far apart what a model must see is, in input samples, in the order
+#: :func:`distance_factor` prefers them: ecg_events' ``event_distance`` (two events that far apart decide the
+#: class), then ``length`` (T of the adding and copy-memory tasks: the whole sequence must be seen).
+DISTANCE_FACTORS = ("event_distance", "length")
+#: Scientific dataset factors that set how much or how clean the training data are (synthetic_ecg's ``n_strips``
+#: and ``label_noise``, the long-memory tasks' ``n_sequences``): the axes of :func:`data_profile`.
+DATA_FACTORS = ("n_strips", "n_sequences", "label_noise")
+#: The measures of :func:`distance_profile` and :func:`data_profile` (``gap_at_target`` only when the frame has it).
+DISTANCE_PROFILE_MEASURES = ("best_val_accuracy", "test_accuracy")
+DATA_PROFILE_MEASURES = ("gap_at_target", "gap_at_best", "best_val_accuracy")
+#: The columns of :func:`receptive_field_profile` after the cell's.
+RECEPTIVE_FIELD_PROFILE_COLUMNS = ["receptive_field", "effective_receptive_field_n", "effective_receptive_field_mean",
+                                   "effective_receptive_field_low", "effective_receptive_field_high"]
 
 
 @dataclass(frozen=True)
@@ -72,12 +94,17 @@ EXPLANATION_DETAILS: dict[str, Explanation] = {
     "overfitting": Explanation(
         "deep LSTMs overfit faster than deep CNNs, so papers stop stacking them early",
         "at matched training progress the train/validation gap grows with depth, more for LSTMs than for CNNs "
-        "(gap_at_target rises with depth)",
+        "(gap_at_target rises with depth); where the study varies the training data, the gap (gap_at_target, "
+        "gap_at_best) grows as the training set shrinks (n_strips, n_sequences) or label noise rises, and grows "
+        "faster with depth for LSTMs than for CNNs",
         ("gap_at_target",)),
     "receptive_field": Explanation(
         "a CNN needs depth to see a whole beat or rhythm, while a recurrent layer sees the whole strip at depth 1",
-        "CNN validation accuracy rises with depth until the receptive field (receptive_field, in input samples) "
-        "covers the pattern, while LSTM accuracy does not need depth",
+        "CNN validation accuracy rises with depth until the receptive field (receptive_field, in input samples; "
+        "effective_receptive_field: the samples holding 95% of the input-gradient mass) covers the pattern, while "
+        "LSTM accuracy does not need depth; where the study varies the event distance (event_distance, or the "
+        "sequence length T), accuracy falls to chance once the distance exceeds the receptive field: CNN accuracy "
+        "rises with depth at long distances while a one-layer LSTM's does not fall",
         ("best_val_accuracy",)),
     "parameters": Explanation(
         "depth effects are parameter-count effects: at a fixed width a deeper model is a larger model",
@@ -130,23 +157,27 @@ def _evidence(statement: Any) -> str:
             f"measured error rate {error_text})")
 
 
-def why_table(statements: Sequence[Any], claims: Sequence[Claim], space: Mapping[str, Any] | None = None
-              ) -> pd.DataFrame:
+def why_table(statements: Sequence[Any], claims: Sequence[Claim], space: Mapping[str, Any] | None = None,
+              measured: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per explanation of :data:`study.config.EXPLANATIONS`, in that order: what it says, what it
     predicts, the measures of its claims (or the measures that would test it), how many claims test it and how
     many of them are supported / contradicted, the row's status (:func:`summarise_statuses`), the claims with
     their estimate, interval, Holm-adjusted p and measured error rate joined into one text, and the name of its
-    figure (empty when no claim tests it).
+    figure (empty when no claim tests it and the study measured nothing else for it).
 
     ``statements`` are the verdict's, one per claim of ``claims`` in the same order (as
     :func:`study.statistics.verdict.build_statements` makes them); ``space`` is the study's search space (it
-    says whether gradient norms were recorded).
+    says whether gradient norms were recorded); ``measured``: per explanation, what the study measured for it
+    beyond its claims, in a few words (a distance or data profile): that explanation's row names its figure
+    even when no claim is tagged with it, and its evidence says what was measured. The status is decided from
+    the tagged claims alone.
     """
     if len(statements) != len(claims):
         raise ValueError(f"expected one statement per claim, got {len(statements)} statements for "
                          f"{len(claims)} claims")
     training = (space or {}).get("training") if isinstance(space, Mapping) else None
     recorded = isinstance(training, Mapping) and bool(training.get("record_gradients"))
+    measured = measured or {}
     rows = []
     for explanation in EXPLANATIONS:
         details = EXPLANATION_DETAILS[explanation]
@@ -161,11 +192,14 @@ def why_table(statements: Sequence[Any], claims: Sequence[Claim], space: Mapping
             evidence = "no claim of this study is tagged with it"
             if explanation == "vanishing_gradients" and recorded:
                 evidence += " (gradient norms were recorded: see the gradient ratio per cell)"
+            elif explanation in measured:
+                evidence += f" ({measured[explanation]})"
             measures = ", ".join(details.measures) + " (none claimed here)"
+        drawn = bool(tagged) or explanation in measured
         rows.append({"explanation": explanation, "question": details.question, "prediction": details.prediction,
                      "measure": measures, "claims": len(tagged), "supported": statuses.count(SUPPORTED),
                      "contradicted": statuses.count(CONTRADICTED), "status": summarise_statuses(statuses),
-                     "evidence": evidence, "figure": why_figure_name(explanation) if tagged else ""})
+                     "evidence": evidence, "figure": why_figure_name(explanation) if drawn else ""})
     return pd.DataFrame(rows, columns=WHY_COLUMNS)
 
 
@@ -252,3 +286,159 @@ def model_sizes(frame: pd.DataFrame, scientific: Sequence[str]) -> pd.DataFrame:
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(cell, key)), **{name: _shared(group[name]) for name in sizes}})
     return pd.DataFrame(rows, columns=[*cell, *sizes])
+
+
+# ---------------------------------------------------------------- explanations 3 and 2: distance and data profiles
+
+
+def distance_factor(scientific_dataset_factors: Iterable[str]) -> str | None:
+    """The scientific dataset factor that sets how far apart what must be seen is (the first of
+    :data:`DISTANCE_FACTORS` among ``scientific_dataset_factors``), or None."""
+    present = set(scientific_dataset_factors)
+    return next((name for name in DISTANCE_FACTORS if name in present), None)
+
+
+def data_factors(scientific_dataset_factors: Iterable[str]) -> list[str]:
+    """The scientific dataset factors of :data:`DATA_FACTORS` among ``scientific_dataset_factors``, in that order."""
+    present = set(scientific_dataset_factors)
+    return [name for name in DATA_FACTORS if name in present]
+
+
+def profile_columns(measure: str) -> list[str]:
+    """The columns of one measure in a profile: its unit count, mean and interval."""
+    return [f"{measure}_n", f"{measure}_mean", f"{measure}_low", f"{measure}_high"]
+
+
+def _finite(values: Any) -> np.ndarray:
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return numbers[np.isfinite(numbers)]
+
+
+def _measure_values(frame: pd.DataFrame, measure: str, group: Sequence[str]) -> dict[tuple, np.ndarray]:
+    """Per group (a key of the ``group`` columns' values) the finite values of one measure over its units: the
+    verdict's units for a measure it defines (:func:`study.statistics.trials.measure_units`: tuning trials, the
+    trained ones for a gap), else every tuning trial's value of that column (none when the frame lacks it)."""
+    if measure in CLAIM_MEASURES:
+        units = measure_units(frame, measure, [name for name in group if name not in ("architecture", "depth")])
+        values = "value"
+    else:
+        units = tuning_units(frame)
+        values = measure
+        if measure not in units.columns:
+            return {}
+    units = units.assign(_value=pd.to_numeric(units[values], errors="coerce"))
+    units = units.loc[np.isfinite(units["_value"].to_numpy(dtype=float, na_value=np.nan))]
+    if units.empty:
+        return {}
+    return {key if isinstance(key, tuple) else (key,): rows["_value"].to_numpy(dtype=float)
+            for key, rows in units.groupby(list(group), sort=False, dropna=False)}
+
+
+def _profile(frame: pd.DataFrame, group: list[str], measures: Sequence[str], extra: Mapping[str, Any], *,
+             resamples: int, seed: int, confidence: float) -> pd.DataFrame:
+    """Per group of the tuning trials (``group`` columns, sorted): ``extra`` columns, then per measure its unit
+    count, mean and percentile-bootstrap interval (NaN where fewer than two units)."""
+    columns = [*group, *extra, *(name for measure in measures for name in profile_columns(measure))]
+    units = tuning_units(frame)
+    if units.empty or any(name not in units.columns for name in group):
+        return pd.DataFrame(columns=columns)
+    values = {measure: _measure_values(frame, measure, group) for measure in measures}
+    rng = np.random.default_rng(seed)
+    tail = (1.0 - confidence) / 2.0
+    rows = []
+    for key, _rows in units.groupby(group, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = {**dict(zip(group, key)), **extra}
+        for measure in measures:
+            found = next((found for found_key, found in values[measure].items()
+                          if all(_same(a, b) for a, b in zip(found_key, key))), np.array([], dtype=float))
+            low, high = (mean_interval(found, binary=False, rng=rng, resamples=resamples, tail=tail)
+                         if len(found) else (math.nan, math.nan))
+            row.update(dict(zip(profile_columns(measure), (int(len(found)),
+                                                            float(found.mean()) if len(found) else math.nan,
+                                                            low, high))))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _same(first: Any, second: Any) -> bool:
+    """Two group keys' values are the same level (NaN equals NaN; 2 equals 2.0)."""
+    if pd.isna(first) and pd.isna(second):
+        return True
+    try:
+        return bool(first == second) or float(first) == float(second)
+    except (TypeError, ValueError):
+        return False
+
+
+def _factor_profile(frame: pd.DataFrame, scientific: Sequence[str], factor: str, measures: Sequence[str], *,
+                    resamples: int, seed: int, confidence: float) -> pd.DataFrame:
+    """Per cell without ``factor`` (architecture, depth, the other scientific factors) and level of ``factor``:
+    columns ``factor`` (its name) and ``level``, then each measure's count, mean and interval."""
+    cell = [name for name in _cell_columns(frame, scientific) if name != factor]
+    columns = [*cell, "factor", "level", *(name for measure in measures for name in profile_columns(measure))]
+    if factor not in frame.columns or frame.empty:
+        return pd.DataFrame(columns=columns)
+    profile = _profile(frame, [*cell, factor], measures, {"factor": factor}, resamples=resamples, seed=seed,
+                       confidence=confidence)
+    return profile.rename(columns={factor: "level"}).reindex(columns=columns)
+
+
+def distance_profile(frame: pd.DataFrame, scientific: Sequence[str], distance_factor: str, *,
+                     resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Explanation 3's measure: per cell (architecture x depth x the other scientific factors) and level of the
+    distance factor (:func:`distance_factor`), the mean best validation accuracy (the verdict's units: tuning
+    trials, crashed ones left out) and test accuracy (tuning trials that have one) with percentile-bootstrap
+    intervals and their unit counts. Columns: the cell's, ``factor`` (the distance factor's name), ``level``,
+    then ``<measure>_n``, ``_mean``, ``_low``, ``_high`` per measure of :data:`DISTANCE_PROFILE_MEASURES`."""
+    return _factor_profile(frame, scientific, distance_factor, DISTANCE_PROFILE_MEASURES, resamples=resamples,
+                           seed=seed, confidence=confidence)
+
+
+def data_profile(frame: pd.DataFrame, scientific: Sequence[str], data_factor: str, *, resamples: int = 2000,
+                 seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Explanation 2's measure where a study varies its training data: per cell (architecture x depth x the
+    other scientific factors) and level of ``data_factor`` (one of :data:`DATA_FACTORS`), the mean gap at
+    matched progress (gap_at_target, the verdict's overfitting measure, when the frame has it), the gap at the
+    best epoch (both over the tuning trials that trained, as the verdict counts them) and the best validation
+    accuracy, with percentile-bootstrap intervals and unit counts. Columns as :func:`distance_profile`'s."""
+    measures = [measure for measure in DATA_PROFILE_MEASURES
+                if measure != "gap_at_target" or measure in frame.columns]
+    return _factor_profile(frame, scientific, data_factor, measures, resamples=resamples, seed=seed,
+                           confidence=confidence)
+
+
+def _theoretical(values: pd.Series) -> float:
+    """A cell's theoretical receptive field: the value its trials share, else their median (NaN: none)."""
+    numbers = _finite(values)
+    if not len(numbers):
+        return math.nan
+    return float(numbers[0]) if (numbers == numbers[0]).all() else float(np.median(numbers))
+
+
+def receptive_field_profile(frame: pd.DataFrame, scientific: Sequence[str], *, resamples: int = 2000, seed: int = 0,
+                            confidence: float = 0.95) -> pd.DataFrame:
+    """Per cell (architecture x depth x the other scientific factors, the distance factor included: an LSTM
+    sees its whole input, so its field grows with T): the theoretical receptive field of its tuning trials (the
+    value they share, else their median; input samples), and the mean effective receptive field (the fewest
+    input samples holding 95% of the input-gradient mass, at the restored best epoch) with a
+    percentile-bootstrap interval over the tuning trials that have one and their count (0: not recorded).
+    Cells with neither are left out; a frame without ``receptive_field`` gives the columns and no rows."""
+    cell = _cell_columns(frame, scientific)
+    columns = [*cell, *RECEPTIVE_FIELD_PROFILE_COLUMNS]
+    units = tuning_units(frame)
+    if "receptive_field" not in frame.columns or units.empty or not cell:
+        return pd.DataFrame(columns=columns)
+    effective = _profile(frame, cell, ("effective_receptive_field",), {}, resamples=resamples, seed=seed,
+                         confidence=confidence)
+    theoretical = [_theoretical(rows["receptive_field"])
+                   for _key, rows in units.groupby(cell, sort=True, dropna=False)]
+    profile = effective.assign(receptive_field=theoretical)
+    keep = profile["receptive_field"].notna() | (profile["effective_receptive_field_n"] > 0)
+    return profile.loc[keep].reindex(columns=columns).reset_index(drop=True)
+
+
+def has_values(frame: pd.DataFrame, columns: Collection[str]) -> bool:
+    """Whether some tuning trial of the frame has a finite value in one of ``columns``."""
+    units = tuning_units(frame)
+    return any(len(_finite(units[name])) for name in columns if name in units.columns)
