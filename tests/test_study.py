@@ -15,6 +15,7 @@ import pytest
 from study.config import load_space
 from study.runner import run_study
 from study.tables import (EPOCH_COLUMNS, TRIAL_COLUMNS, read_classes, read_epochs, read_gradients, read_manifest,
+                          read_receptive_fields,
                           read_trials)
 from tests.conftest import PROJECT_ROOT, run_cli, write_space
 
@@ -211,6 +212,14 @@ def test_resume_after_sigkill_keeps_finished_trials_and_redoes_the_interrupted_o
     assert all(sorted(set(group)) == [0, 1, 2, 3] for _, group in resumed_gradients.groupby("trial_id")["epoch"])
     pd.testing.assert_frame_equal(resumed_gradients[keys], fresh_gradients[keys])
     np.testing.assert_allclose(resumed_gradients["norm"].to_numpy(), fresh_gradients["norm"].to_numpy(), rtol=1e-4)
+    # receptive_fields.csv too: one profile per trial (one row per input sample), as in a fresh run
+    keys = ["trial_id", "phase", "offset"]
+    resumed_fields = read_receptive_fields(run_dir).sort_values(keys).reset_index(drop=True)
+    fresh_fields = read_receptive_fields(tmp_path / "fresh" / "tiny").sort_values(keys).reset_index(drop=True)
+    assert not resumed_fields.duplicated(keys).any()
+    assert set(resumed_fields["trial_id"]) == set(trials["trial_id"])
+    pd.testing.assert_frame_equal(resumed_fields[keys], fresh_fields[keys])
+    np.testing.assert_allclose(resumed_fields["mass"].to_numpy(), fresh_fields["mass"].to_numpy(), atol=1e-6)
 
     # a finished study run again does nothing new; --overwrite starts afresh; a changed space is refused
     again = run_cli("run", str(space_file), "--runs-dir", "runs", "--quiet", cwd=tmp_path)
