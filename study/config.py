@@ -107,7 +107,7 @@ _CLAIM_KEYS = ("factor", "measure", "direction", "compare", "levels", "at", "sca
 #: What a claim may be about: the measures of study.statistics.trials.MEASURES (checked there at import).
 CLAIM_MEASURES = ("trainable_fraction", "best_train_loss", "epochs_to_target", "gap_at_target",
                   "gap_growth_after_target", "best_epoch", "overfit_onset", "gap_at_best", "best_val_accuracy",
-                  "gradient_ratio")
+                  "gradient_ratio", "final_gap")
 #: The five explanations of why ECG papers stack LSTMs 2-4 deep and CNNs 10-15 deep; a claim may say which one
 #: it tests (the report's "Why?" section groups claims by it).
 EXPLANATIONS = ("vanishing_gradients", "overfitting", "receptive_field", "parameters", "gating")

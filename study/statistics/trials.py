@@ -77,6 +77,9 @@ MEASURES: tuple[MeasureDefinition, ...] = (
     MeasureDefinition("gradient_ratio", "gradients", False, -1, False, False,
                       "log10 of the first layer's over the last hidden layer's loss-gradient norm (kernels), median "
                       "over the training epochs (gradients.csv; -1: ten times smaller at the first layer)"),
+    MeasureDefinition("final_gap", "overfitting", True, +1, False, False,
+                      "gap (val - train loss) at the last epoch: what training on to the epoch budget memorises, "
+                      "with no early stopping (Zhang et al. 2017)"),
 )
 if tuple(definition.name for definition in MEASURES) != CLAIM_MEASURES:  # pragma: no cover - a coding error
     raise RuntimeError("study.config.CLAIM_MEASURES must list the names of MEASURES in order")
