@@ -84,7 +84,8 @@ def test_a_tiny_study_along_a_dataset_factor_end_to_end(tmp_path):
     hyperparameters = {**TINY_SPACE["hyperparameters"], "architecture": {"role": "scientific", "values": ["cnn"]},
                        "depth": {"role": "scientific", "values": [1]}, "epochs": {"role": "fixed", "value": 2}}
     claims = [{"factor": "n_strips", "measure": "best_val_accuracy", "direction": "increases",
-               "explanation": "overfitting"}]
+               "explanation": "overfitting"},
+              {"factor": "n_strips", "measure": "final_gap", "direction": "decreases", "explanation": "overfitting"}]
     path = factor_space(tmp_path, hyperparameters=hyperparameters, claims=claims,
                         tuner={"name": "quasi_random", "trials_per_cell": 2, "seed": 5},
                         repeats={"seeds": 1})
@@ -134,5 +135,8 @@ def test_a_tiny_study_along_a_dataset_factor_end_to_end(tmp_path):
     status, _, stderr = run_main(["report", "tiny", "--runs-dir", str(runs), "--reports-dir", str(reports)])
     assert status == 0, stderr
     claims_table = pd.read_csv(reports / "tiny" / "claims.csv")
-    assert len(claims_table) == 1 and "n_strips" in claims_table.iloc[0].to_string()
+    assert len(claims_table) == 2 and all("n_strips" in row.to_string() for _, row in claims_table.iterrows())
+    assert "final_gap" in claims_table.iloc[1].to_string()
+    profile = pd.read_csv(reports / "tiny" / "data_profile.csv")  # the Why? evidence of the overfitting row
+    assert sorted(profile["level"]) == [48, 96] and (profile["factor"] == "n_strips").all()
     assert "n_strips" in (reports / "tiny" / "report.md").read_text()
