@@ -41,7 +41,7 @@ import numpy as np
 from study.datasets import Dataset, DatasetSpec, register
 from study.datasets.long_memory import (assemble_dataset, balanced_labels, check_example_count,
                                         check_split_parameters, seed_streams)
-from study.datasets.synthetic import _check_integer, _check_real, render_sinus_strips
+from study.datasets.synthetic import _check_integer, _check_real, _key, render_sinus_strips
 from study.errors import BadInput
 
 CLASS_NAMES = ("upright_first", "inverted_first")
@@ -63,10 +63,6 @@ DEFAULTS: dict[str, Any] = {
     "validation_fraction": 0.15,
     "test_fraction": 0.15,
 }
-
-
-def _key(name: str) -> str:
-    return f"dataset.parameters.{name}"
 
 
 def event_half_width(sampling_rate: float) -> int:

@@ -42,7 +42,7 @@ import numpy as np
 
 from study.datasets import Dataset, DatasetSpec, register
 from study.datasets.splits import require_every_class, stratified_split
-from study.datasets.synthetic import _check_integer, _check_real, flip_labels
+from study.datasets.synthetic import _check_integer, _check_real, _key, flip_labels
 from study.errors import BadInput
 
 MINIMUM_PER_CLASS = 3  # one example of every class for each of train, validation and test
@@ -74,10 +74,6 @@ COPY_DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.15,
     "label_noise": 0.0,
 }
-
-
-def _key(name: str) -> str:
-    return f"dataset.parameters.{name}"
 
 
 # --- shared by the generated long-memory datasets (this module and ecg_events) -------------------------
