@@ -88,7 +88,7 @@ def test_a_tiny_study_along_a_dataset_factor_end_to_end(tmp_path):
               {"factor": "n_strips", "measure": "final_gap", "direction": "decreases", "explanation": "overfitting"}]
     path = factor_space(tmp_path, hyperparameters=hyperparameters, claims=claims,
                         tuner={"name": "quasi_random", "trials_per_cell": 2, "seed": 5},
-                        repeats={"seeds": 1})
+                        repeats={"seeds": 1}, analysis={"calibration_studies": 50})
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     status, _, stderr = run_main(["run", str(path), "--runs-dir", str(runs), "--quiet"])
     assert status == 0, stderr
@@ -126,7 +126,8 @@ def test_a_tiny_study_along_a_dataset_factor_end_to_end(tmp_path):
     assert len(read_trials(run_dir)) == len(trials)
     changed = factor_space(tmp_path, {**FACTOR_PARAMETERS, "n_strips": {"role": "scientific", "values": [48, 100]}},
                            hyperparameters=hyperparameters, claims=claims,
-                           tuner={"name": "quasi_random", "trials_per_cell": 2, "seed": 5}, repeats={"seeds": 1})
+                           tuner={"name": "quasi_random", "trials_per_cell": 2, "seed": 5}, repeats={"seeds": 1},
+                           analysis={"calibration_studies": 50})
     before = snapshot(run_dir)
     status, _, stderr = run_main(["run", str(changed), "--runs-dir", str(runs)])
     assert_clean_exit(status, stderr)
