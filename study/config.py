@@ -553,11 +553,10 @@ def _dataset_parameters(dataset: str, raw: dict[str, Any], source: str) -> tuple
         if len({level_key(item) for item in levels}) != len(levels):
             raise BadInput(f"lists a value twice: {levels!r}", source=source, key=f"{key}.values")
         factors[parameter] = tuple(levels)
-    merged = check_parameters(dataset, {**plain, **{name: levels[0] for name, levels in factors.items()}},
-                              source=source)
-    for combination in itertools.product(*factors.values()):
-        check_parameters(dataset, {**plain, **dict(zip(factors, combination))}, source=source)
-    return merged, factors
+    # One check per combination of levels (one combination when none is scientific); the first is the merged record.
+    checked = [check_parameters(dataset, {**plain, **dict(zip(factors, combination))}, source=source)
+               for combination in itertools.product(*factors.values())]
+    return checked[0], factors
 
 
 def _expand_match_parameters(raw: dict[str, Any], source: str) -> None:
