@@ -440,11 +440,12 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
                              writer=RowWriter(context.epochs_path, epoch_columns(list(factors))))
     callbacks: list[keras.callbacks.Callback] = [recorder]
     gradient_recorder = None
+    # A fixed training batch for the gradient norms and the effective receptive field: the first GRADIENT_BATCH
+    # examples of the fixed inference-mode training subset.
+    batch = indices[:GRADIENT_BATCH]
     if context.space.training.record_gradients:
-        # A fixed training batch: the first GRADIENT_BATCH examples of the fixed inference-mode training subset.
         # The architecture names the graph; the recorder adds the variables' shapes, so every trial of a cell
         # shares one compiled gradient.
-        batch = indices[:GRADIENT_BATCH]
         structure = hyperparameters["architecture"]
         gradient_recorder = GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
                                              row_base={"trial_id": trial_id, "phase": context.phase},
@@ -470,7 +471,7 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         model.set_weights(recorder.best_weights)
         model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
         row["effective_receptive_field"] = record_effective_field(context, trial_id, model,
-                                                                  dataset.x_train[indices[:GRADIENT_BATCH]])
+                                                                  dataset.x_train[batch])
         test_probabilities = predict_probabilities(model, dataset.x_test)
         test = score_probabilities(test_probabilities, dataset.y_test)
         RowWriter(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
