@@ -31,7 +31,7 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from study.config import CLAIM_MEASURES, EXPLANATIONS, Claim
+from study.config import CLAIM_MEASURES, EXPLANATIONS, Claim, level_key
 from study.statistics.claims import axis_key, claim_axes
 from study.statistics.effects import mean_interval
 from study.statistics.rules import CONTRADICTED, INCONCLUSIVE, SUPPORTED
@@ -330,8 +330,14 @@ def _measure_values(frame: pd.DataFrame, measure: str, group: Sequence[str]) -> 
     units = units.loc[np.isfinite(units["_value"].to_numpy(dtype=float, na_value=np.nan))]
     if units.empty:
         return {}
-    return {key if isinstance(key, tuple) else (key,): rows["_value"].to_numpy(dtype=float)
+    return {_level_keys(key): rows["_value"].to_numpy(dtype=float)
             for key, rows in units.groupby(list(group), sort=False, dropna=False)}
+
+
+def _level_keys(key: Any) -> tuple[str, ...]:
+    """A group key as one spelling per level (:func:`study.config.level_key`: NaN equals NaN, 2 equals 2.0), so
+    the units' groups and the trials' groups meet whatever types the columns came back with."""
+    return tuple(level_key(value) for value in (key if isinstance(key, tuple) else (key,)))
 
 
 def _profile(frame: pd.DataFrame, group: list[str], measures: Sequence[str], extra: Mapping[str, Any], *,
@@ -350,8 +356,7 @@ def _profile(frame: pd.DataFrame, group: list[str], measures: Sequence[str], ext
         key = key if isinstance(key, tuple) else (key,)
         row: dict[str, Any] = {**dict(zip(group, key)), **extra}
         for measure in measures:
-            found = next((found for found_key, found in values[measure].items()
-                          if all(_same(a, b) for a, b in zip(found_key, key))), np.array([], dtype=float))
+            found = values[measure].get(_level_keys(key), np.array([], dtype=float))
             low, high = (mean_interval(found, binary=False, rng=rng, resamples=resamples, tail=tail)
                          if len(found) else (math.nan, math.nan))
             row.update(dict(zip(profile_columns(measure), (int(len(found)),
@@ -359,16 +364,6 @@ def _profile(frame: pd.DataFrame, group: list[str], measures: Sequence[str], ext
                                                             low, high))))
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
-
-
-def _same(first: Any, second: Any) -> bool:
-    """Two group keys' values are the same level (NaN equals NaN; 2 equals 2.0)."""
-    if pd.isna(first) and pd.isna(second):
-        return True
-    try:
-        return bool(first == second) or float(first) == float(second)
-    except (TypeError, ValueError):
-        return False
 
 
 def _factor_profile(frame: pd.DataFrame, scientific: Sequence[str], factor: str, measures: Sequence[str], *,
