@@ -1,4 +1,4 @@
-"""Command line: ``python -m study run SPACE ...`` and ``python -m study report NAME``.
+"""Command line: ``python -m study run SPACE ...``, ``python -m study worker NAME`` and ``python -m study report NAME``.
 
 Exit status 0 on success, 2 on bad input (one line, no traceback, nothing
 written), 1 on an internal failure.
@@ -45,6 +45,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", type=Path, help="where runs live (default: runs)")
     run.add_argument("--data-dir", type=Path, help="real datasets' directory (default: $DATA_DIR, ../shared/data or data)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="serve the study from a chief and run N worker processes on this machine (0: workers only "
+                          "join from elsewhere with python -m study worker); default: every trial in this process")
+    run.add_argument("--host", default="127.0.0.1",
+                     help="with --workers: the address the chief listens on (default 127.0.0.1: this machine only; "
+                          "its port is unauthenticated, so open it only on a trusted network)")
+    run.add_argument("--port", type=int, default=0, help="with --workers: the chief's port (default: any free one)")
+    run.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                     help="with --workers: hand a trial out again when its worker sent no heartbeat for this long "
+                          "(default 120)")
+    worker = commands.add_parser("worker", help="join a running study's chief and train the trials it hands out")
+    worker.add_argument("name", help="study name (its run directory must be visible here, e.g. a shared file system)")
+    worker.add_argument("--runs-dir", default="runs", type=Path, help="where runs live (default: runs)")
+    worker.add_argument("--chief", metavar="HOST:PORT",
+                        help="the chief's address (default: read from runs/<name>/chief.json)")
+    worker.add_argument("--id", dest="tuner_id", help="this worker's name (default: worker-<host>-<pid>)")
+    worker.add_argument("--data-dir", type=Path, help="real datasets' directory (default: $DATA_DIR, ../shared/data "
+                                                      "or data)")
+    worker.add_argument("--quiet", action="store_true", help="no progress lines")
     report = commands.add_parser("report", help="build reports/<study>/ from runs/<study>/ alone")
     report.add_argument("name", help="study name")
     report.add_argument("--runs-dir", default="runs", type=Path)
@@ -61,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "run":
             return _run(arguments)
+        if arguments.command == "worker":
+            return _worker(arguments)
         return _report(arguments)
     except BadInput as error:
         print(f"study: error: {_one_line(error)}", file=sys.stderr)
@@ -82,16 +103,58 @@ def _run(arguments: argparse.Namespace) -> int:
                            repeat_seeds=arguments.seeds)
     if arguments.data_dir is not None and not arguments.data_dir.is_dir():
         raise BadInput("no such directory", source=str(arguments.data_dir), key="--data-dir")
+    chief = _chief_options(arguments)
     from study.runner import StudyFailed, run_study
 
     try:
         run_dir = run_study(space, runs_dir=arguments.runs_dir, data_dir=arguments.data_dir,
-                            overwrite=arguments.overwrite, verbose=not arguments.quiet)
+                            overwrite=arguments.overwrite, verbose=not arguments.quiet, chief=chief)
     except StudyFailed as error:
         print(f"study: {error}", file=sys.stderr)
         return EXIT_INTERNAL
     print(f"study {space.name!r} done: {run_dir}; build its report with: python -m study report {space.name}")
     return EXIT_OK
+
+
+def _chief_options(arguments: argparse.Namespace):
+    """The chief's options from ``run``'s arguments (None without --workers)."""
+    distributed = {"--host": arguments.host != "127.0.0.1", "--port": arguments.port != 0,
+                   "--trial-timeout": arguments.trial_timeout is not None}
+    if arguments.workers is None:
+        given = [flag for flag, used in distributed.items() if used]
+        if given:
+            raise BadInput(f"{given[0]} needs --workers N (it sets up the chief of a distributed study)",
+                           source="command line", key=given[0])
+        return None
+    if not 0 <= arguments.workers <= 256:
+        raise BadInput(f"{arguments.workers} is not allowed; allowed: 0 to 256 local workers", source="command line",
+                       key="--workers")
+    if not 0 <= arguments.port < 65536:
+        raise BadInput(f"{arguments.port} is not allowed; allowed: 0 (any free port) to 65535", source="command line",
+                       key="--port")
+    if arguments.trial_timeout is not None and not 1 <= arguments.trial_timeout <= 7 * 24 * 3600:
+        raise BadInput(f"{arguments.trial_timeout} is not allowed; allowed: 1 to 604800 seconds",
+                       source="command line", key="--trial-timeout")
+    from study.distributed import TRIAL_TIMEOUT, ChiefOptions
+
+    return ChiefOptions(workers=arguments.workers, host=arguments.host, port=arguments.port,
+                        trial_timeout=arguments.trial_timeout or TRIAL_TIMEOUT, runs_dir=arguments.runs_dir,
+                        data_dir=arguments.data_dir)
+
+
+def _worker(arguments: argparse.Namespace) -> int:
+    from study.config import check_study_name
+
+    check_study_name(arguments.name, source="command line", key="name")
+    if arguments.tuner_id is not None and ("chief" in arguments.tuner_id or not arguments.tuner_id.strip()):
+        raise BadInput(f"{arguments.tuner_id!r} is not allowed; allowed: a name without 'chief' (keras-tuner "
+                       "takes any tuner id containing 'chief' for the chief)", source="command line", key="--id")
+    if arguments.data_dir is not None and not arguments.data_dir.is_dir():
+        raise BadInput("no such directory", source=str(arguments.data_dir), key="--data-dir")
+    from study.distributed import run_worker
+
+    return run_worker(arguments.name, runs_dir=arguments.runs_dir, chief=arguments.chief,
+                      tuner_id=arguments.tuner_id, data_dir=arguments.data_dir, quiet=arguments.quiet)
 
 
 def _report(arguments: argparse.Namespace) -> int:

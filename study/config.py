@@ -450,6 +450,18 @@ def load_space(path: str | Path) -> SearchSpace:
     return dataclasses.replace(space, question=question_from_header(text))
 
 
+def space_from_record(record: Any, *, source: str) -> SearchSpace:
+    """The space a study's manifest recorded (``SearchSpace.to_dict``), validated again: a distributed study's
+    workers read the chief's space from the shared run directory instead of being given the YAML file."""
+    if not isinstance(record, dict):
+        raise BadInput("the manifest's 'space' is not a mapping", source=source, key="space")
+    document = {key: value for key, value in record.items() if key not in ("source", "question")}
+    if not document.get("claims"):
+        document.pop("claims", None)
+    space = space_from_dict(document, source=source, default_name=str(record.get("name", "study")))
+    return dataclasses.replace(space, source=str(record.get("source", source)), question=str(record.get("question", "")))
+
+
 def question_from_header(text: str) -> str:
     """The question a space asks, from its opening comment (``# Question: ...`` up to ``# Run:``)."""
     lines = []

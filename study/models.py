@@ -16,10 +16,31 @@ a given parameter count, so that architectures can be compared at equal size.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # keras is imported inside the builders, so validating a space never loads TensorFlow
     import keras
+
+# On a CUDA GPU, Keras 3's torch backend warns on every LSTM/GRU call that the "RNN module weights are not part of
+# single contiguous chunk of memory". Nothing in our code can fix it: keras/src/backend/torch/rnn.py (Keras 3.15,
+# lstm -> _cudnn_lstm -> prepare_lstm_params; gru -> _cudnn_gru -> prepare_gru_params) builds the weight list
+# afresh on every call - kernel.T.contiguous(), recurrent_kernel.T.contiguous(), a new torch.zeros for the bias
+# it lacks - and passes it to torch._VF.lstm/gru, not to a torch.nn.LSTM. Those are four separate new tensors,
+# never views of one cuDNN-layout buffer, so torch's _cudnn_rnn copies them into one (TORCH_WARN(WEIGHT_FORMAT_WARN))
+# each call; there is no nn.LSTM whose flatten_parameters() could compact them, and the Keras variables are stored
+# transposed, (input_dim, 4*units) against torch's (4*units, input_dim), so a copy per call is inherent. The
+# copy is 4*units*(input_dim + units + 2) floats per layer (tens of KB at our widths): the warning is noise.
+# Only this message is ignored. (Read from the code; the machine this was written on has no GPU to measure.)
+TORCH_RNN_WEIGHTS_WARNING = r"RNN module weights are not part of single contiguous chunk of memory"
+
+
+def ignore_torch_rnn_weights_warning() -> None:
+    """Ignore (only) torch's non-contiguous RNN weights UserWarning; installed when this module is imported."""
+    warnings.filterwarnings("ignore", message=TORCH_RNN_WEIGHTS_WARNING, category=UserWarning)
+
+
+ignore_torch_rnn_weights_warning()
 
 
 def _l2(weight_decay: float, weight_decay_type: str) -> keras.regularizers.Regularizer | None:

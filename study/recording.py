@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import collections
 import csv
+import fcntl
 import io
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -81,6 +83,23 @@ class TableMismatch(BadInput):
     """A table on disk does not have the header (or the clean end) that rows may be appended under."""
 
 
+#: The lock file beside a study's tables: every append and every rewrite of a table holds it, so that the worker
+#: processes of a distributed study (study.distributed) never interleave rows or append to a file being rewritten.
+TABLES_LOCK = ".tables.lock"
+
+
+@contextmanager
+def table_lock(directory: Path) -> Iterator[None]:
+    """Hold the exclusive lock on the tables of one run directory (``fcntl.flock``; held by one process at a time,
+    on a local disk and on an NFS mount alike)."""
+    with open(Path(directory) / TABLES_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class RowWriter:
     """Appends CSV rows with a fixed header; writes the header once, flushes every row.
 
@@ -88,12 +107,16 @@ class RowWriter:
     torn last line: an existing non-empty file must start with exactly this
     header line and end with a line end, else :class:`TableMismatch` is raised
     and nothing is written (the runner checks and repairs headers before a
-    study resumes, so this is a last guard).
+    study resumes, so this is a last guard). With ``shared`` (the workers of a
+    distributed study append to one file) a torn last line is dropped instead:
+    every append holds the tables lock, so a torn line can only be the last
+    write of a worker killed mid-row, whose trial is redone from the start.
     """
 
-    def __init__(self, path: Path, columns: Sequence[str]):
+    def __init__(self, path: Path, columns: Sequence[str], *, shared: bool = False):
         self.path = Path(path)
         self.columns = list(columns)
+        self.shared = shared
         buffer = io.StringIO()
         csv.writer(buffer).writerow(self.columns)
         self.header = buffer.getvalue().encode("utf-8")
@@ -110,12 +133,17 @@ class RowWriter:
                                 "(use --overwrite or --name)", source=str(self.path))
         handle.seek(size - 1)
         if handle.read(1) not in (b"\n", b"\r"):
-            raise TableMismatch("its last line is torn; refusing to append rows after it (run the study again to "
-                                "resume it: that drops the torn line)", source=str(self.path))
+            if not self.shared:
+                raise TableMismatch("its last line is torn; refusing to append rows after it (run the study again "
+                                    "to resume it: that drops the torn line)", source=str(self.path))
+            handle.seek(0)
+            data = handle.read()
+            handle.truncate(data.rfind(b"\n") + 1)
+            return handle.seek(0, os.SEEK_END) == 0
         return False
 
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
-        with open(self.path, "a+b") as raw:
+        with table_lock(self.path.parent), open(self.path, "a+b") as raw:
             new_file = self._check_existing(raw)
             with io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True) as handle:
                 writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="raise")
@@ -125,6 +153,30 @@ class RowWriter:
                     writer.writerow({column: _cell(row.get(column)) for column in self.columns})
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+def drop_trial_rows(run_dir: Path, file_names: Sequence[str], trial_id: str) -> int:
+    """Remove every row of one trial from the named tables of a run directory (holding the tables lock); returns
+    the rows removed. A distributed study hands a trial out again when its worker died or went silent, and the new
+    attempt starts from scratch: the rows the old attempt wrote must go first, or they would be duplicated."""
+    needle = b"\n" + trial_id.encode("utf-8") + b","
+    removed = 0
+    with table_lock(run_dir):
+        for name in file_names:
+            path = Path(run_dir) / name
+            if not path.exists():
+                continue
+            data = path.read_bytes()
+            if needle not in data:  # the common case: nothing of this trial was written (trial_id is column one)
+                continue
+            lines = data.split(b"\n")
+            body = lines[1:-1]  # the last piece is empty, or a line torn by a killed writer: dropped either way
+            kept = [line for line in body if not line.startswith(trial_id.encode("utf-8") + b",")]
+            removed += len(body) - len(kept)
+            temporary = path.with_suffix(path.suffix + ".tmp")
+            temporary.write_bytes(b"\n".join([lines[0], *kept]) + b"\n")
+            os.replace(temporary, path)
+    return removed
 
 
 def _cell(value: Any) -> Any:

@@ -106,6 +106,14 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def backend_version(backend: str) -> str | None:
+    """The installed version of a Keras backend's package (tensorflow, jax or torch)."""
+    try:
+        return metadata.version({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend))
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
@@ -257,14 +265,11 @@ def data_record(context) -> dict[str, Any]:
     }
 
 
-def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: bool = False,
-              data_dir: Path | None = None, dataset: Dataset | None = None, verbose: bool = True) -> Path:
-    """Run (or resume) a study; returns its run directory.
-
-    ``dataset``: the data to use instead of loading the space's (only for a space without scientific dataset
-    parameters). A space with them loads the data of every level once, here, before anything is written.
-    """
-    from study.tuning import StudyContext, dataset_level_key, matched_widths
+def study_context(space: SearchSpace, runs_dir: Path, *, data_dir: Path | None = None, dataset: Dataset | None = None,
+                  shared: bool = False):
+    """Load a study's data (every level of its scientific dataset parameters) and return its
+    :class:`study.tuning.StudyContext`; the chief and every worker of a distributed study build the same one."""
+    from study.tuning import StudyContext, dataset_level_key
 
     levels: dict[tuple[str, ...], tuple[Dataset, np.ndarray]] = {}
     if space.dataset.factors:
@@ -282,11 +287,26 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
                                "one task across levels)", source=space.source, key="dataset.parameters")
     elif dataset is None:
         dataset = load_dataset(space.dataset.name, dict(space.dataset.parameters), data_dir, source=space.source)
-    runs_dir = Path(runs_dir)
-    run_dir = runs_dir / space.name
+    return StudyContext(space=space, dataset=dataset, run_dir=Path(runs_dir) / space.name,
+                        train_eval_indices=train_eval_indices(dataset, space), levels=levels, shared=shared)
 
-    context = StudyContext(space=space, dataset=dataset, run_dir=run_dir,
-                           train_eval_indices=train_eval_indices(dataset, space), levels=levels)
+
+def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: bool = False,
+              data_dir: Path | None = None, dataset: Dataset | None = None, verbose: bool = True,
+              chief=None) -> Path:
+    """Run (or resume) a study; returns its run directory.
+
+    ``dataset``: the data to use instead of loading the space's (only for a space without scientific dataset
+    parameters). A space with them loads the data of every level once, here, before anything is written.
+    ``chief`` (a :class:`study.distributed.ChiefOptions`, which imports this module, not the other way round):
+    serve the study's oracle to worker processes instead of training here (keras-tuner's distributed mode); None
+    runs every trial in this process.
+    """
+    from study.tuning import matched_widths
+
+    context = study_context(space, runs_dir, data_dir=data_dir, dataset=dataset)
+    runs_dir = Path(runs_dir)
+    run_dir = context.run_dir
     matched = matched_widths(space, context)  # an unmeetable parameter budget is bad input before anything is written
     with study_lock(runs_dir, space.name):
         manifest_path = run_dir / MANIFEST_FILE
@@ -323,7 +343,7 @@ def run_study(space: SearchSpace, *, runs_dir: Path = Path("runs"), overwrite: b
                 shutil.rmtree(run_dir)
             manifest = None
         run_dir.mkdir(parents=True, exist_ok=True)
-        return _search(context, manifest, matched, verbose=verbose)
+        return _search(context, manifest, matched, verbose=verbose, chief=chief)
 
 
 def _previous_manifest(path: Path) -> dict[str, Any]:
@@ -345,9 +365,11 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, Any]], *, verbose: bool) -> Path:
+def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, Any]], *, verbose: bool,
+            chief=None) -> Path:
     import keras
 
+    from study.recording import table_lock
     from study.tuning import StratifiedOracle, StudyTuner, epochs_per_cell
 
     space, dataset, run_dir, indices = context.space, context.dataset, context.run_dir, context.train_eval_indices
@@ -363,6 +385,7 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
             "train_eval_size": int(len(indices)),
             "versions": package_versions(),
             "backend": keras.backend.backend(),
+            "backend_version": backend_version(keras.backend.backend()),
             "started": _now(),
             "finished": None,
         }
@@ -371,15 +394,16 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
 
     oracle = StratifiedOracle(space, seed=oracle_seed,
-                              max_consecutive_failed_trials=space.tuner.max_consecutive_failures)
+                              max_consecutive_failed_trials=space.tuner.max_consecutive_failures, run_dir=run_dir,
+                              finished_repeats=_finished_repeats(run_dir))
     tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")
-    repeats_done = _finished_repeats(run_dir)
-    ended = oracle.ended_trial_ids() | repeats_done
-    keep_rows(run_dir / EPOCHS_FILE, ended)
-    keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
-    keep_rows(run_dir / CLASSES_FILE, ended)
-    keep_rows(run_dir / GRADIENTS_FILE, ended)
-    keep_rows(run_dir / RECEPTIVE_FIELDS_FILE, ended)
+    ended = oracle.ended_trial_ids() | oracle.finished_repeats
+    with table_lock(run_dir):  # remote workers of a restarted chief may still be writing
+        keep_rows(run_dir / EPOCHS_FILE, ended)
+        keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
+        keep_rows(run_dir / CLASSES_FILE, ended)
+        keep_rows(run_dir / GRADIENTS_FILE, ended)
+        keep_rows(run_dir / RECEPTIVE_FIELDS_FILE, ended)
     repeat_total = len(oracle.cells) * space.repeat_seeds
     total = oracle.max_trials + repeat_total
     manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell,
@@ -394,74 +418,28 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
               f"then {space.repeat_seeds} seeds of each cell's best, on {dataset.name}; {len(ended)} already done",
               flush=True)
     try:
-        tuner.search(verbose=0)
+        if chief is None:
+            tuner.search(verbose=0)
+        else:
+            manifest.setdefault("distributed", []).append(chief.record())
+            write_json_atomic(run_dir / MANIFEST_FILE, manifest)
+            tuner.save()  # the oracle's state on disk: a restarted chief resumes from it
+            chief.serve(oracle, run_dir=run_dir, progress=progress, verbose=verbose)
     except RuntimeError as error:
         if "consecutive failures" in str(error):
             raise StudyFailed(str(error).splitlines()[0] + "; see the message column of trials.csv") from None
         raise
-    _run_repeats(context, list(oracle.cells.values()), repeats_done, progress)
+    if oracle.failure is not None:
+        raise StudyFailed(oracle.failure + "; see the message column of trials.csv")
     manifest["finished"] = _now()
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
     return run_dir
-
-
-def repeat_trial_id(cell_index: int, seed_index: int) -> str:
-    """Repeat-phase trial ids: ``r<cell>-<seed>``, apart from the tuning trials' numbers."""
-    return f"r{cell_index:02d}-{seed_index:02d}"
 
 
 def _finished_repeats(run_dir: Path) -> set[str]:
     """Repeat trials whose trials.csv row was written (their records are complete)."""
     rows = csv.DictReader(_complete_lines(run_dir / TRIALS_FILE)[0])
     return {row["trial_id"] for row in rows if row.get("phase") == "repeat"}
-
-
-def _run_repeats(context, cells: list[dict[str, Any]], done: set[str], progress: Progress | None) -> None:
-    """Retrain each cell's best tuned setting with fresh seeds (phase 'repeat'), skipping finished ones."""
-    import pandas as pd
-
-    from study.config import HYPERPARAMETERS
-    from study.recording import RowWriter
-    from study.tables import HYPERPARAMETER_COLUMNS, read_trials
-    from study.statistics.selection import best_per_cell
-    from study.tuning import SETTING_KEY, StudyContext, train_trial, trial_seed
-
-    space = context.space
-    if space.repeat_seeds == 0:
-        return
-    trials = read_trials(context.run_dir)
-    winners = best_per_cell(trials, space.scientific_names)
-    repeat_context = StudyContext(space=space, dataset=context.dataset, run_dir=context.run_dir,
-                                  train_eval_indices=context.train_eval_indices, phase="repeat",
-                                  matched=context.matched, levels=context.levels)
-    writer = RowWriter(context.trials_path, trial_columns(space.dataset.factor_names))
-    for cell_index, cell in enumerate(cells):
-        in_cell = winners
-        for name, value in cell.items():
-            in_cell = in_cell[in_cell[name].astype(str) == str(value)]
-        for seed_index in range(space.repeat_seeds):
-            trial_id = repeat_trial_id(cell_index, seed_index)
-            if trial_id in done:
-                continue
-            if in_cell.empty:  # every tuning trial of this cell failed: nothing to repeat
-                writer.append([{"trial_id": trial_id, "phase": "repeat", "status": "failed", **cell,
-                                "message": "no completed tuning trial in this cell"}])
-            else:
-                best = in_cell.iloc[0]
-                values = {name: HYPERPARAMETERS[name].value_type(best[name]) if not pd.isna(best[name])
-                          else HYPERPARAMETERS[name].default for name in HYPERPARAMETER_COLUMNS}
-                values.update({name: cell[name] for name in space.dataset.factor_names})
-                if "setting" in best.index and not pd.isna(best["setting"]):
-                    values[SETTING_KEY] = int(best["setting"])
-                seed = trial_seed(space.tuner.seed, 1, cell_index, seed_index)
-                try:
-                    row = train_trial(repeat_context, trial_id, values, seed)
-                except Exception as error:  # recorded like a failed tuning trial; the study goes on
-                    row = {"trial_id": trial_id, "phase": "repeat", "status": "failed", **values, "seed": seed,
-                           "message": f"{type(error).__name__}: {error}".splitlines()[0]}
-                writer.append([row])
-            if progress is not None:
-                progress.trial_done(failed=in_cell.empty)
 
 
 class StudyFailed(RuntimeError):

@@ -11,13 +11,16 @@ trial with :class:`study.recording.EpochRecorder` and writes the tables.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import functools
 import math
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import keras_tuner
@@ -31,17 +34,32 @@ from study.datasets import Dataset
 from study.effective_field import effective_field_profile, effective_receptive_field
 from study.errors import BadInput
 from study.models import SIZE_ARGUMENTS, build_model, compile_model, match_width, receptive_field
-from study.recording import (EpochRecorder, GradientRecorder, RowWriter, per_class_scores, predict_probabilities,
-                             score_probabilities)
-from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, FAILED, GRADIENT_COLUMNS, GRADIENTS_FILE,
-                          HYPERPARAMETER_COLUMNS, RECEPTIVE_FIELD_COLUMNS, RECEPTIVE_FIELDS_FILE, epoch_columns,
-                          trial_columns)
+from study.recording import (EpochRecorder, GradientRecorder, RowWriter, drop_trial_rows, per_class_scores,
+                             predict_probabilities, score_probabilities)
+from study.tables import (CLASS_COLUMNS, CLASSES_FILE, COMPLETED, DIVERGED, EPOCHS_FILE, FAILED, GRADIENT_COLUMNS,
+                          GRADIENTS_FILE, HYPERPARAMETER_COLUMNS, RECEPTIVE_FIELD_COLUMNS, RECEPTIVE_FIELDS_FILE,
+                          TRIALS_FILE, epoch_columns, trial_columns)
 
 OBJECTIVE = keras_tuner.Objective("val_loss", direction="min")
 HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
 
 #: The trial value that carries a tuning trial's nuisance draw index within its cell (see StratifiedOracle).
 SETTING_KEY = "study/setting"
+
+#: Trial values that carry a repeat-phase trial's phase and seed, and why a repeat cannot run (a cell without a
+#: completed tuning trial). Repeat trials go through the oracle like tuning trials, so that the workers of a
+#: distributed study (study.distributed) run them too.
+PHASE_KEY = "study/phase"
+SEED_KEY = "study/seed"
+NO_REPEAT_KEY = "study/no_repeat"
+
+#: The metric name (followed by the worker's tuner id) of a worker's heartbeat: sent with the standard
+#: ``update_trial`` call, the only way a keras-tuner worker reaches the chief's oracle. The answer says whether the
+#: worker still holds the trial (status RUNNING) or the trial was handed to another worker (status STOPPED).
+HEARTBEAT_PREFIX = "study/heartbeat/"
+
+#: The tables a trial writes rows to (all begin with trial_id): a trial handed out again starts by removing them.
+TRIAL_TABLES = (EPOCHS_FILE, TRIALS_FILE, CLASSES_FILE, GRADIENTS_FILE, RECEPTIVE_FIELDS_FILE)
 
 #: Tuners whose cells all receive the same sequence of nuisance settings (common random numbers).
 #: Bayesian optimisation adapts each cell's draws to that cell's results, so its cells are not paired.
@@ -55,6 +73,26 @@ DIVERGED_OBJECTIVE = 1.0e12
 #: Examples in the fixed training batch whose loss gradient is recorded per layer (record_gradients): small, so
 #: that one gradient per epoch costs a few percent of the epoch; fixed, so that epochs and trials compare.
 GRADIENT_BATCH = 32
+
+
+def synchronized(method):
+    """keras-tuner's ``synchronized`` (one oracle call at a time, across the chief's gRPC threads), except that the
+    lock is released when the method raises: keras-tuner's own wrapper then leaves it held, and the chief hangs."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        thread = threading.current_thread().name
+        if oracle_module.THREADS[self] == thread:  # a nested call: the lock is held by this thread
+            return method(self, *args, **kwargs)
+        with oracle_module.LOCKS[self]:
+            oracle_module.THREADS[self] = thread
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                oracle_module.THREADS[self] = None
+
+    return wrapper
 
 
 def cell_key(cell: dict[str, Any]) -> str:
@@ -185,7 +223,21 @@ class StratifiedOracle(keras_tuner.Oracle):
     to (cell, the cell oracle's trial id).
     """
 
-    def __init__(self, space: SearchSpace, seed: int, max_consecutive_failed_trials: int = 10):
+    def __init__(self, space: SearchSpace, seed: int, max_consecutive_failed_trials: int = 10, *,
+                 run_dir: Path | None = None, finished_repeats: set[str] | frozenset[str] = frozenset()):
+        self.space = space
+        self.run_dir = run_dir
+        #: Repeat trials finished before repeats went through the oracle (their trials.csv rows exist).
+        self.finished_repeats = set(finished_repeats)
+        #: Seconds without a heartbeat after which a worker's trial is handed out again (None: never; a single
+        #: process holds its own trial).
+        self.trial_timeout: float | None = None
+        self._last_seen: dict[str, float] = {}
+        self._winners = None
+        #: Set when the whole study (tuning and repeats) has been handed out and ended.
+        self.search_finished = False
+        #: The reason the study stopped (too many consecutive failures), for the chief to report.
+        self.failure: str | None = None
         self.cells = {cell_key(cell): cell for cell in space.cells()}
         self.budget_per_cell = trials_per_cell(space)
         super().__init__(objective=OBJECTIVE, max_trials=self.budget_per_cell * len(self.cells),
@@ -285,17 +337,146 @@ class StratifiedOracle(keras_tuner.Oracle):
                 return study_id
         raise KeyError(f"no study trial for {key} trial {inner_id}")
 
-    @keras_tuner.synchronized
-    def update_trial(self, trial_id, metrics, step=0):
-        trial = super().update_trial(trial_id, metrics, step=step)
-        key, inner_id = self.cell_of_trial[trial_id][:2]
-        self.inner[key].update_trial(inner_id, metrics, step=step)
+    @synchronized
+    def create_trial(self, tuner_id):
+        """keras-tuner's create_trial, then the repeat phase: once every tuning trial has ended, each cell's best
+        setting is handed out again with fresh seeds (trial ids ``r<cell>-<seed>``). A worker asking while others
+        still hold trials gets IDLE, not STOPPED, so that a trial handed out again (its worker died) still finds a
+        worker, and the repeats wait for every tuning result."""
+        self.release_silent_trials()
+        if tuner_id in self.ongoing_trials:
+            return self.ongoing_trials[tuner_id]
+        trial = super().create_trial(tuner_id)
+        if trial.status == trial_module.TrialStatus.RUNNING:
+            self._last_seen[trial.trial_id] = time.monotonic()
+        if trial.status != trial_module.TrialStatus.STOPPED:
+            return trial
+        self.tuner_ids.add(tuner_id)  # keras-tuner forgot this tuner when it said STOPPED; it may get a repeat
+        if any(ongoing.trial_id in self.cell_of_trial for ongoing in self.ongoing_trials.values()):
+            return self._idle_trial()  # the repeats need every cell's tuning winner
+        repeat = self._next_repeat()
+        if repeat is None:
+            if self.ongoing_trials:  # the last repeats: one may yet come back to be handed out again
+                return self._idle_trial()
+            self.tuner_ids.discard(tuner_id)
+            self.search_finished = True
+            return trial
+        trial_id, values = repeat
+        hyperparameters = self.hyperparameters.copy()
+        hyperparameters.values = values
+        trial = trial_module.Trial(hyperparameters=hyperparameters, trial_id=trial_id,
+                                   status=trial_module.TrialStatus.RUNNING)
+        self.trials[trial_id] = trial
+        self.start_order.append(trial_id)
+        self.ongoing_trials[tuner_id] = trial
+        self._last_seen[trial_id] = time.monotonic()
+        self._save_trial(trial)
+        self.save()
+        self._display.on_trial_begin(trial)
         return trial
 
-    @keras_tuner.synchronized
+    def _idle_trial(self) -> trial_module.Trial:
+        return trial_module.Trial(hyperparameters=self.hyperparameters.copy(), trial_id="idle",
+                                  status=trial_module.TrialStatus.IDLE)
+
+    def _next_repeat(self) -> tuple[str, dict[str, Any]] | None:
+        """The next repeat trial not yet handed out: its id and values (the cell's best tuned setting)."""
+        if self.space.repeat_seeds == 0:
+            return None
+        for cell_index, cell in enumerate(self.cells.values()):
+            for seed_index in range(self.space.repeat_seeds):
+                trial_id = repeat_trial_id(cell_index, seed_index)
+                if trial_id in self.trials or trial_id in self.finished_repeats:
+                    continue
+                return trial_id, self._repeat_values(cell_index, cell, seed_index)
+        return None
+
+    def _repeat_values(self, cell_index: int, cell: dict[str, Any], seed_index: int) -> dict[str, Any]:
+        """A repeat trial's values: its cell's tuning winner (:func:`study.statistics.selection.best_per_cell`,
+        from trials.csv) with the repeat's phase and seed."""
+        import pandas as pd
+
+        from study.config import HYPERPARAMETERS
+        from study.statistics.selection import best_per_cell
+        from study.tables import read_trials
+
+        space = self.space
+        if self._winners is None:
+            trials_path = Path(self.run_dir) / TRIALS_FILE
+            trials = read_trials(self.run_dir) if trials_path.exists() else pd.DataFrame(
+                columns=trial_columns(space.dataset.factor_names))
+            self._winners = best_per_cell(trials, space.scientific_names)
+        in_cell = self._winners
+        for name, value in cell.items():
+            in_cell = in_cell[in_cell[name].astype(str) == str(value)]
+        values: dict[str, Any] = {PHASE_KEY: "repeat", SEED_KEY: trial_seed(space.tuner.seed, 1, cell_index, seed_index)}
+        if in_cell.empty:  # every tuning trial of this cell failed: the repeat is recorded as failed
+            return {**values, **cell, NO_REPEAT_KEY: "no completed tuning trial in this cell"}
+        best = in_cell.iloc[0]
+        values.update({name: HYPERPARAMETERS[name].value_type(best[name]) if not pd.isna(best[name])
+                       else HYPERPARAMETERS[name].default for name in HYPERPARAMETER_COLUMNS})
+        values.update({name: cell[name] for name in space.dataset.factor_names})
+        if "setting" in best.index and not pd.isna(best["setting"]):
+            values[SETTING_KEY] = int(best["setting"])
+        return {name: value for name, value in values.items() if value is not None}
+
+    @synchronized
+    def release_silent_trials(self) -> None:
+        """Hand out again every trial whose worker sent no heartbeat for ``trial_timeout`` seconds."""
+        if self.trial_timeout is None:
+            return
+        now = time.monotonic()
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            if now - self._last_seen.get(trial.trial_id, now) > self.trial_timeout:
+                self.release(tuner_id)
+
+    @synchronized
+    def release(self, tuner_id: str) -> str | None:
+        """Take a worker's trial back (the worker died or went silent) and queue it to be handed out again; the
+        next attempt removes what the last one wrote. Returns the trial id (None when the worker held none)."""
+        trial = self.ongoing_trials.pop(tuner_id, None)
+        if trial is None:
+            return None
+        self._last_seen.pop(trial.trial_id, None)
+        self._retry_queue.append(trial.trial_id)
+        self.save()
+        return trial.trial_id
+
+    def holder(self, trial_id: str) -> str | None:
+        """The tuner id of the worker that holds a trial now (None: nobody)."""
+        return next((tuner_id for tuner_id, trial in self.ongoing_trials.items() if trial.trial_id == trial_id), None)
+
+    @synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        beats = [name for name in metrics.keys() if name.startswith(HEARTBEAT_PREFIX)]
+        if beats:  # a worker's heartbeat: does it still hold the trial?
+            tuner_id = beats[0][len(HEARTBEAT_PREFIX):]
+            if self.holder(trial_id) == tuner_id:
+                self._last_seen[trial_id] = time.monotonic()
+                return self.trials[trial_id]
+            return trial_module.Trial(hyperparameters=self.hyperparameters.copy(), trial_id=trial_id,
+                                      status=trial_module.TrialStatus.STOPPED)
+        trial = super().update_trial(trial_id, metrics, step=step)
+        if trial_id in self.cell_of_trial:
+            key, inner_id = self.cell_of_trial[trial_id][:2]
+            self.inner[key].update_trial(inner_id, metrics, step=step)
+        return trial
+
+    @synchronized
     def end_trial(self, trial):
-        key, inner_id = self.cell_of_trial[trial.trial_id][:2]
-        super().end_trial(trial)
+        if self.holder(trial.trial_id) is None:
+            return  # a late report of a trial that was handed out again: the new attempt's report counts
+        self._last_seen.pop(trial.trial_id, None)
+        try:
+            if trial.trial_id not in self.cell_of_trial:  # a repeat trial: no cell oracle
+                super().end_trial(trial)
+                return
+            key, inner_id = self.cell_of_trial[trial.trial_id][:2]
+            super().end_trial(trial)
+        except RuntimeError as error:
+            if "consecutive failures" in str(error):
+                self.failure = str(error).splitlines()[0]
+            raise
         inner = self.inner[key]
         status = self.trials[trial.trial_id].status
         if status not in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED):
@@ -322,6 +503,12 @@ class StudyContext:
     #: The data of every level of the scientific dataset parameters (empty when none is scientific, and then
     #: ``dataset`` serves every trial): :func:`dataset_level_key` -> (dataset, its fixed training subset).
     levels: dict[tuple[str, ...], tuple[Dataset, np.ndarray]] = field(default_factory=dict)
+    #: Several worker processes append to the tables (a distributed study): see RowWriter's ``shared``.
+    shared: bool = False
+
+    def writer(self, path: Path, columns: list[str]) -> RowWriter:
+        """A writer of one of the study's tables."""
+        return RowWriter(path, columns, shared=self.shared)
 
     def data_for(self, values: dict[str, Any]) -> tuple[Dataset, np.ndarray]:
         """The dataset of a trial (``values``: its hyperparameters and cell) and its fixed training subset."""
@@ -397,6 +584,11 @@ def dataset_level_key(space: SearchSpace, values: dict[str, Any]) -> tuple[str, 
     return tuple(level_key(values[name]) for name in space.dataset.factor_names)
 
 
+def repeat_trial_id(cell_index: int, seed_index: int) -> str:
+    """Repeat-phase trial ids: ``r<cell>-<seed>``, apart from the tuning trials' numbers."""
+    return f"r{cell_index:02d}-{seed_index:02d}"
+
+
 def trial_seed(study_seed: int, *numbers: int) -> int:
     """A distinct, reproducible 31-bit seed for a trial.
 
@@ -411,11 +603,29 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {index: float(len(labels) / (num_classes * count)) if count else 0.0 for index, count in enumerate(counts)}
 
 
-def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], seed: int) -> dict[str, Any]:
+class TrialAbandoned(Exception):
+    """The chief handed this worker's trial to another worker (this one was silent too long): stop, write nothing."""
+
+
+class _OwnerCheck(keras.callbacks.Callback):
+    """Asks, before each epoch's rows are written, whether this worker still holds its trial (first callback)."""
+
+    def __init__(self, check_owner: Callable[[], None]):
+        super().__init__()
+        self.check_owner = check_owner
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check_owner()
+
+
+def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], seed: int,
+                check_owner: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train one configuration, record every epoch, evaluate the test split at the best epoch.
 
     Returns the trial's row for trials.csv: status completed, or diverged when a
     loss became non-finite (the scores are then those of the best finite epoch, if any).
+    ``check_owner`` (a distributed study's worker) raises :class:`TrialAbandoned` when the trial was handed to
+    another worker; it is called before every write, so an abandoned attempt stops without writing more rows.
     """
     started = time.perf_counter()
     dataset, indices = context.data_for(values)
@@ -437,8 +647,10 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
 
     recorder = EpochRecorder(train_inputs=dataset.x_train[indices], train_labels=dataset.y_train[indices],
                              val_inputs=dataset.x_val, val_labels=dataset.y_val, row_base=row_base,
-                             writer=RowWriter(context.epochs_path, epoch_columns(list(factors))))
+                             writer=context.writer(context.epochs_path, epoch_columns(list(factors))))
     callbacks: list[keras.callbacks.Callback] = [recorder]
+    if check_owner is not None:
+        callbacks.insert(0, _OwnerCheck(check_owner))
     gradient_recorder = None
     # A fixed training batch for the gradient norms and the effective receptive field: the first GRADIENT_BATCH
     # examples of the fixed inference-mode training subset.
@@ -449,7 +661,7 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         structure = hyperparameters["architecture"]
         gradient_recorder = GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
                                              row_base={"trial_id": trial_id, "phase": context.phase},
-                                             writer=RowWriter(context.gradients_path, GRADIENT_COLUMNS),
+                                             writer=context.writer(context.gradients_path, GRADIENT_COLUMNS),
                                              initial_epoch=initial_epoch, structure=structure)
         callbacks.append(gradient_recorder)
     model.fit(dataset.x_train, dataset.y_train, batch_size=hyperparameters["batch_size"], epochs=epochs,
@@ -459,6 +671,8 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     row: dict[str, Any] = {**row_base, **trial_columns, "parameter_count": model.count_params(),
                            "receptive_field": receptive_field(model),
                            "status": DIVERGED if recorder.diverged else COMPLETED}
+    if check_owner is not None:
+        check_owner()
     context.weights_dir.mkdir(exist_ok=True)
     if recorder.best_weights is None:
         # Saved anyway: Hyperband may continue this trial (it must spend the same epochs in every cell).
@@ -474,7 +688,7 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
                                                                   dataset.x_train[batch])
         test_probabilities = predict_probabilities(model, dataset.x_test)
         test = score_probabilities(test_probabilities, dataset.y_test)
-        RowWriter(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
+        context.writer(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
             {"trial_id": trial_id, "phase": context.phase, **scores}
             for scores in per_class_scores(test_probabilities, dataset.y_test, dataset.class_names))
         curve = measures.trial_measures(pd.DataFrame(recorder.rows),
@@ -494,7 +708,7 @@ def record_effective_field(context: StudyContext, trial_id: str, model: keras.Mo
     """Measure the model's effective receptive field on ``inputs`` (the fixed gradient batch), append its profile
     to receptive_fields.csv and return its size (NaN when no input gradient reached the output)."""
     offsets, mass = effective_field_profile(model, inputs)
-    RowWriter(context.receptive_fields_path, RECEPTIVE_FIELD_COLUMNS).append(
+    context.writer(context.receptive_fields_path, RECEPTIVE_FIELD_COLUMNS).append(
         {"trial_id": trial_id, "phase": context.phase, "offset": int(offset),
          "mass": float(share) if math.isfinite(share) else None}
         for offset, share in zip(offsets, mass))
@@ -502,28 +716,47 @@ def record_effective_field(context: StudyContext, trial_id: str, model: keras.Mo
 
 
 class StudyTuner(base_tuner.BaseTuner):
-    """Runs the study's trials: keras-tuner's search loop, our training and records."""
+    """Runs the study's trials: keras-tuner's search loop, our training and records.
+
+    ``owner`` (a worker of a distributed study, see study.distributed.Heartbeat) keeps the chief told that this
+    worker is alive and says whether it still holds its trial; a trial handed out again is redone from scratch.
+    """
 
     def __init__(self, oracle: StratifiedOracle, context: StudyContext, *, directory: str, project_name: str,
-                 overwrite: bool = False, progress=None):
+                 overwrite: bool = False, progress=None, owner=None):
         super().__init__(oracle=oracle, hypermodel=None, directory=directory, project_name=project_name,
                          overwrite=overwrite)
         self.context = context
         self.progress = progress
+        self.owner = owner
         self._rows: dict[str, dict[str, Any]] = {}
+        self._abandoned: set[str] = set()
 
     def run_trial(self, trial, *args, **kwargs):
         trial_id = trial.trial_id
-        seed = trial_seed(self.context.space.tuner.seed, 0, int(trial_id))
+        values = dict(trial.hyperparameters.values)
+        phase = str(values.get(PHASE_KEY, "tune"))
+        context = self.context if phase == self.context.phase else dataclasses.replace(self.context, phase=phase)
+        seed = int(values[SEED_KEY]) if SEED_KEY in values else trial_seed(context.space.tuner.seed, 0, int(trial_id))
+        check_owner = None
+        if self.owner is not None:  # another attempt at this trial may have written rows: start clean
+            drop_trial_rows(context.run_dir, TRIAL_TABLES, trial_id)
+            self.owner.begin(trial_id)
+            check_owner = self.owner.check
+        base = {"trial_id": trial_id, "phase": phase, "seed": seed,
+                **{name: values.get(name) for name in HYPERPARAMETER_COLUMNS},
+                **{name: values.get(name) for name in context.space.dataset.factor_names},
+                "setting": values.get(SETTING_KEY), "parent_trial_id": values.get("tuner/trial_id")}
+        if NO_REPEAT_KEY in values:
+            self._rows[trial_id] = {**base, "status": FAILED, "message": values[NO_REPEAT_KEY]}
+            return {"val_loss": DIVERGED_OBJECTIVE}
         try:
-            row = train_trial(self.context, trial_id, dict(trial.hyperparameters.values), seed)
+            row = train_trial(context, trial_id, values, seed, check_owner=check_owner)
+        except TrialAbandoned:
+            self._abandoned.add(trial_id)
+            raise
         except Exception:
-            values = trial.hyperparameters.values
-            self._rows[trial_id] = {"trial_id": trial_id, "phase": self.context.phase, "status": FAILED,
-                                    **{name: values.get(name) for name in HYPERPARAMETER_COLUMNS},
-                                    **{name: values.get(name) for name in self.context.space.dataset.factor_names},
-                                    "seed": seed,
-                                    "setting": values.get(SETTING_KEY), "parent_trial_id": values.get("tuner/trial_id"),
+            self._rows[trial_id] = {**base, "status": FAILED,
                                     "message": traceback.format_exc().strip().splitlines()[-1]}
             raise
         self._rows[trial_id] = row
@@ -534,8 +767,14 @@ class StudyTuner(base_tuner.BaseTuner):
 
     def on_trial_end(self, trial):
         row = self._rows.pop(trial.trial_id, None)
+        if self.owner is not None:
+            self.owner.end()
+            if trial.trial_id in self._abandoned or not self.owner.holds(trial.trial_id):
+                self._abandoned.discard(trial.trial_id)
+                return  # handed to another worker: it writes the rows and reports the trial
         if row is not None:  # written before the oracle hears of it: a kill in between redoes the trial
-            RowWriter(self.context.trials_path, trial_columns(self.context.space.dataset.factor_names)).append([row])
+            self.context.writer(self.context.trials_path,
+                                trial_columns(self.context.space.dataset.factor_names)).append([row])
         super().on_trial_end(trial)
         if self.progress is not None:
             self.progress.trial_done(failed=row is None or row.get("status") in (FAILED, DIVERGED))
