@@ -11,21 +11,26 @@ EPOCHS      ?=
 SEED        ?=
 SEEDS       ?=
 DATA_DIR    ?=
+WORKERS     ?=
+HOST        ?=
+PORT        ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 # Optional command-line overrides, passed only when the variable is set.
 RUN_FLAGS = $(if $(DATASET),--dataset $(DATASET)) $(if $(TUNER),--tuner $(TUNER)) $(if $(TRIALS),--trials $(TRIALS)) \
             $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) \
-            $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+            $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(WORKERS),--workers $(WORKERS)) \
+            $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo study study-depth study-dropout study-weight-decay study-explanations report report-index bench calibration test data-mitdb data-cinc2017 clean
+.PHONY: help venv demo study worker study-depth study-dropout study-weight-decay study-explanations report report-index bench calibration test data-mitdb data-cinc2017 clean
 
 help: ## List the targets and the variables they take
 	@echo "Targets:"
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
 	@echo "Variables: SPACE=<yaml> DATASET=<name> TUNER=quasi_random|random|bayesian|hyperband|grid TRIALS=<per cell>"
 	@echo "           EPOCHS=<n> SEED=<n> SEEDS=<repeat seeds> STUDY=<name> DATA_DIR=<dir>"
+	@echo "           WORKERS=<n> (a chief and n worker processes; README: many machines) HOST=<address> PORT=<n>"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON_BASE) -m venv $(VENV)
@@ -42,6 +47,10 @@ demo: venv ## Run the small depth study on synthetic ECG strips and write report
 study: venv ## Run (or resume) the study of SPACE and write its report
 	$(PYTHON) -m study run $(SPACE) --name $(or $(STUDY),$(basename $(notdir $(SPACE)))) $(RUN_FLAGS)
 	$(PYTHON) -m study report $(or $(STUDY),$(basename $(notdir $(SPACE))))
+
+worker: venv ## Join a running study's chief from this machine (STUDY=<name>; runs/ must be the chief's, e.g. shared)
+	@test -n "$(STUDY)" || { echo "make worker needs STUDY=<name>, e.g. make worker STUDY=depth" >&2; exit 2; }
+	$(PYTHON) -m study worker $(STUDY) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 study-depth: ## Depth study: do deeper LSTMs overfit faster than CNNs? (SPACE= to swap the space)
 	$(MAKE) study SPACE=$(SPACE)

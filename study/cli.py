@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --workers: the address the chief listens on (default 127.0.0.1: this machine only; "
                           "its port is unauthenticated, so open it only on a trusted network)")
     run.add_argument("--port", type=int, default=0, help="with --workers: the chief's port (default: any free one)")
+    run.add_argument("--threads", type=int, default=None, metavar="T",
+                     help="with --workers: threads per local worker (default: the cores divided among the workers)")
     run.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                      help="with --workers: hand a trial out again when its worker sent no heartbeat for this long "
                           "(default 120)")
@@ -63,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--id", dest="tuner_id", help="this worker's name (default: worker-<host>-<pid>)")
     worker.add_argument("--data-dir", type=Path, help="real datasets' directory (default: $DATA_DIR, ../shared/data "
                                                       "or data)")
+    worker.add_argument("--threads", type=int, default=None, metavar="T",
+                        help="threads this worker may use (default: what the backend takes, usually every core)")
     worker.add_argument("--quiet", action="store_true", help="no progress lines")
     report = commands.add_parser("report", help="build reports/<study>/ from runs/<study>/ alone")
     report.add_argument("name", help="study name")
@@ -119,7 +123,7 @@ def _run(arguments: argparse.Namespace) -> int:
 def _chief_options(arguments: argparse.Namespace):
     """The chief's options from ``run``'s arguments (None without --workers)."""
     distributed = {"--host": arguments.host != "127.0.0.1", "--port": arguments.port != 0,
-                   "--trial-timeout": arguments.trial_timeout is not None}
+                   "--trial-timeout": arguments.trial_timeout is not None, "--threads": arguments.threads is not None}
     if arguments.workers is None:
         given = [flag for flag, used in distributed.items() if used]
         if given:
@@ -132,6 +136,7 @@ def _chief_options(arguments: argparse.Namespace):
     if not 0 <= arguments.port < 65536:
         raise BadInput(f"{arguments.port} is not allowed; allowed: 0 (any free port) to 65535", source="command line",
                        key="--port")
+    _check_threads(arguments.threads)
     if arguments.trial_timeout is not None and not 1 <= arguments.trial_timeout <= 7 * 24 * 3600:
         raise BadInput(f"{arguments.trial_timeout} is not allowed; allowed: 1 to 604800 seconds",
                        source="command line", key="--trial-timeout")
@@ -139,7 +144,12 @@ def _chief_options(arguments: argparse.Namespace):
 
     return ChiefOptions(workers=arguments.workers, host=arguments.host, port=arguments.port,
                         trial_timeout=arguments.trial_timeout or TRIAL_TIMEOUT, runs_dir=arguments.runs_dir,
-                        data_dir=arguments.data_dir)
+                        data_dir=arguments.data_dir, threads=arguments.threads)
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and not 1 <= threads <= 1024:
+        raise BadInput(f"{threads} is not allowed; allowed: 1 to 1024 threads", source="command line", key="--threads")
 
 
 def _worker(arguments: argparse.Namespace) -> int:
@@ -151,8 +161,13 @@ def _worker(arguments: argparse.Namespace) -> int:
                        "takes any tuner id containing 'chief' for the chief)", source="command line", key="--id")
     if arguments.data_dir is not None and not arguments.data_dir.is_dir():
         raise BadInput("no such directory", source=str(arguments.data_dir), key="--data-dir")
-    from study.distributed import run_worker
+    _check_threads(arguments.threads)
+    import os
 
+    from study.distributed import run_worker, thread_environment
+
+    if arguments.threads is not None:  # before the backend is imported: it reads these once
+        os.environ.update(thread_environment(arguments.threads))
     return run_worker(arguments.name, runs_dir=arguments.runs_dir, chief=arguments.chief,
                       tuner_id=arguments.tuner_id, data_dir=arguments.data_dir, quiet=arguments.quiet)
 

@@ -65,11 +65,17 @@ class ChiefOptions:
     trial_timeout: float = TRIAL_TIMEOUT
     runs_dir: Path = Path("runs")
     data_dir: Path | None = None
+    #: Threads per local worker (None: the cores divided among the workers).
+    threads: int | None = None
+
+    @property
+    def worker_threads(self) -> int:
+        return self.threads or threads_per_worker(self.workers)
 
     def record(self) -> dict[str, Any]:
         """What the manifest records of a distributed run."""
         return {"workers": self.workers, "host": self.host, "port": self.port, "trial_timeout": self.trial_timeout,
-                "threads_per_worker": threads_per_worker(self.workers), "started": _now()}
+                "threads_per_worker": self.worker_threads, "started": _now()}
 
     def serve(self, oracle, *, run_dir: Path, progress=None, verbose: bool = True) -> None:
         """Serve the study (see :func:`serve_study`); called by study.runner once the run directory is ready."""
@@ -156,7 +162,7 @@ def serve_study(oracle, options: ChiefOptions, *, run_dir: Path, progress=None, 
     import socket
 
     address = f"{socket.getfqdn() if options.host in ('0.0.0.0', '::') else options.host}:{port}"
-    threads = threads_per_worker(options.workers)
+    threads = options.worker_threads
     command = [sys.executable, "-m", "study", "worker", run_dir.name, "--runs-dir", str(run_dir.parent),
                "--chief", f"{'127.0.0.1' if options.host in ('0.0.0.0', '::') else options.host}:{port}", "--quiet"]
     if options.data_dir is not None:
@@ -295,12 +301,20 @@ def run_worker(name: str, *, runs_dir: Path, chief: str | None, tuner_id: str | 
         raise BadInput(f"no study {name!r} here (no {MANIFEST_FILE}); start its chief first with "
                        "python -m study run SPACE --workers N", source=str(run_dir))
     manifest = _previous_manifest(manifest_path)
+    try:
+        announced = json.loads((run_dir / CHIEF_FILE).read_text(encoding="utf-8"))
+        announced = announced if isinstance(announced, dict) else {}
+    except (OSError, ValueError):
+        announced = {}
     if chief is None:
-        try:
-            chief = json.loads((run_dir / CHIEF_FILE).read_text(encoding="utf-8"))["address"]
-        except (OSError, ValueError, KeyError, TypeError):
+        chief = announced.get("address")
+        if not isinstance(chief, str):
             raise BadInput(f"no chief is serving this study ({CHIEF_FILE} is missing or unreadable); give its "
-                           "address with --chief HOST:PORT", source=str(run_dir)) from None
+                           "address with --chief HOST:PORT", source=str(run_dir))
+    # Beat at least four times per timeout, so that a live worker is never taken for a dead one.
+    timeout = announced.get("trial_timeout")
+    interval = min(HEARTBEAT_SECONDS, float(timeout) / 4) if isinstance(timeout, (int, float)) and timeout > 0 \
+        else HEARTBEAT_SECONDS
     host, port = parse_address(chief, source=str(run_dir / CHIEF_FILE), key="--chief")
     space = space_from_record(manifest["space"], source=str(manifest_path))
     context = study_context(space, runs_dir, data_dir=data_dir, shared=True)
@@ -327,7 +341,7 @@ def run_worker(name: str, *, runs_dir: Path, chief: str | None, tuner_id: str | 
     oracle = StratifiedOracle(space, seed=space.tuner.seed + 1, run_dir=run_dir)
     tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")
     tuner.oracle = PatientClient(oracle)
-    tuner.owner = Heartbeat(tuner.oracle, tuner_id)
+    tuner.owner = Heartbeat(tuner.oracle, tuner_id, interval=interval)
     if not quiet:
         print(f"[{name}] worker {tuner_id} joined the chief at {host}:{port}", flush=True)
     tuner.search(verbose=0)
