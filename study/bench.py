@@ -1,20 +1,29 @@
-"""Benchmarks (``make bench``): the cost of recording, the demo, report rebuilds and dataset builds.
+"""Benchmarks (``make bench``): the cost of recording, the demo, report rebuilds, dataset builds, workers.
 
 1. A recorded trial (the study's tuner, inference-mode train/validation scores every
-   epoch, test at the best epoch) against a bare ``model.fit`` of the same model, data
-   and epochs with ``validation_data`` (goal: ratio <= 1.15).
+   epoch, test at the best epoch) against a bare ``model.fit`` of the same model, data,
+   epochs, batch size and seed without validation data (goal: ratio <= 1.15; the per-epoch
+   inference pass over the training subset and validation split is about 15% of an epoch's
+   arithmetic, so this is near the limit), and against one with ``validation_data`` (goal: <= 1.15).
    And the share of a cell's trial time spent recording per-layer gradient norms (``record_gradients``;
    the recorder's own clock, ``gradient_seconds`` in trials.csv; goal: at most 10%), with the wall times of
    the same trials with and without them.
 2. ``make demo``'s run and report time (goal: under 5 minutes on 2 CPU cores).
 3. Rebuilding the report of a study with 100,000 epoch rows (goal: under 30 s).
 4. Building all MIT-BIH beats cold (goal: under 30 s) and loading them cached (goal: under 2 s).
+5. Trials per minute of a distributed study (``python -m study run SPACE --workers N``) of small LSTMs
+   with 1 and 2 local workers, over the whole command and in the steady state between the first and last
+   progress lines (start-up excluded); goal: 2 workers at least 1.4x the rate of 1 on 2 cores.
+
+``--only PART`` (repeatable) runs only the named parts: recording, gradients, report, mitdb, demo, workers.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,7 +58,7 @@ def _space(architecture: str, depth: int, epochs: int, *, trials: int = 1, recor
 
 
 def bench_recording(architecture: str, depth: int, epochs: int, repeats: int) -> dict[str, float]:
-    """Median wall time of a recorded study trial and of a bare fit with validation data."""
+    """Median wall time of a recorded study trial and of a bare fit with and without validation data."""
     import keras
 
     from study.datasets import load_dataset
@@ -61,7 +70,7 @@ def bench_recording(architecture: str, depth: int, epochs: int, repeats: int) ->
     values = {**space.fixed_values(), "architecture": architecture, "depth": depth}
     recorded, bare, bare_without_validation = [], [], []
 
-    def bare_fit(validation: bool) -> float:
+    def bare_fit(validation: bool, epochs: int = epochs) -> float:
         start = time.perf_counter()
         model = build_model(values, dataset.input_shape, dataset.num_classes)
         compile_model(model, learning_rate=values["learning_rate"], weight_decay=values["weight_decay"],
@@ -72,10 +81,12 @@ def bench_recording(architecture: str, depth: int, epochs: int, repeats: int) ->
         keras.backend.clear_session()
         return elapsed
 
+    bare_fit(validation=True, epochs=1)  # untimed: the process's first fit pays one-off start-up costs
     with tempfile.TemporaryDirectory() as directory:
         for repeat in range(repeats):
-            keras.utils.set_random_seed(repeat)
+            keras.utils.set_random_seed(repeat)  # both bare fits start from the same seed: same weights, batches
             bare.append(bare_fit(validation=True))
+            keras.utils.set_random_seed(repeat)
             bare_without_validation.append(bare_fit(validation=False))
             start = time.perf_counter()
             run_study(space, runs_dir=Path(directory), overwrite=True, dataset=dataset, verbose=False)
@@ -110,6 +121,59 @@ def bench_gradients(architecture: str, depth: int, epochs: int, trials: int = 2)
                 share = float(rows["gradient_seconds"].sum() / rows["seconds"].sum())
     return {"without_s": timings[False], "with_s": timings[True], "ratio": timings[True] / timings[False],
             "share": share}
+
+
+#: The study of the workers benchmark: small LSTMs at depths 1 and 2 on synthetic ECG strips, sized so that one
+#: worker takes a minute or two on 2 cores.
+WORKERS_STUDY = "bench_workers"
+_PROGRESS = re.compile(r"^\[" + WORKERS_STUDY + r"\] (\d+)/(\d+) trials")
+
+
+def _workers_space(trials: int = 8, epochs: int = 4) -> dict:
+    return {
+        "name": WORKERS_STUDY,
+        "dataset": {"name": "synthetic_ecg", "parameters": {"n_strips": 600, "length": 140}},
+        "tuner": {"name": "quasi_random", "trials_per_cell": trials, "seed": 1},
+        "repeats": {"seeds": 0},
+        "hyperparameters": {
+            "architecture": {"role": "scientific", "values": ["lstm"]},
+            "depth": {"role": "scientific", "values": [1, 2]},
+            "dropout": {"role": "nuisance", "min": 0.0, "max": 0.4, "step": 0.1},
+            "learning_rate": {"role": "nuisance", "min": 1e-3, "max": 1e-2, "log": True},
+            "width": {"role": "fixed", "value": 32},
+            "epochs": {"role": "fixed", "value": epochs},
+            "batch_size": {"role": "fixed", "value": 64},
+        },
+    }
+
+
+def bench_workers(workers: int, space_file: Path, runs_dir: Path) -> dict[str, float]:
+    """Run the workers benchmark's study afresh with ``workers`` local workers (a subprocess, as a user would) and
+    time-stamp its progress lines as they come: trials per minute over the whole command, and in the steady state
+    from the first progress line to the last (imports, data and the first compilation excluded)."""
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "study", "run", str(space_file), "--runs-dir", str(runs_dir), "--overwrite",
+               "--workers", str(workers)]
+    stamps: list[tuple[float, int]] = []  # (time, trials done) of every progress line
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    start = time.monotonic()
+    with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, text=True, bufsize=1, cwd=PROJECT_ROOT) as process:
+        for line in process.stdout:
+            now = time.monotonic()
+            tail.append(line.rstrip())
+            match = _PROGRESS.match(line)
+            if match:
+                stamps.append((now, int(match.group(1))))
+        code = process.wait()
+    wall = time.monotonic() - start
+    if code != 0 or not stamps:
+        raise RuntimeError(f"{' '.join(command)} exited with status {code}"
+                           + ("" if stamps else " without a progress line") + ":\n" + "\n".join(tail))
+    (first_time, first_done), (last_time, last_done) = stamps[0], stamps[-1]
+    steady = (last_done - first_done) / (last_time - first_time) * 60 if last_time > first_time else float("nan")
+    return {"wall_s": wall, "trials": last_done, "per_minute": last_done / wall * 60, "steady_per_minute": steady,
+            "first_line_s": first_time - start}
 
 
 def bench_demo() -> float:
@@ -188,33 +252,66 @@ def _mitdb_defaults() -> dict:
     return DATASETS["mitdb"].defaults
 
 
+PARTS = ("recording", "gradients", "report", "mitdb", "demo", "workers")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--skip-demo", action="store_true", help="skip timing make demo")
+    parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
+                        help=f"run only this part (repeatable; one of {', '.join(PARTS)}); default: all")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the recording benchmark")
     parser.add_argument("--repeats", type=int, default=2, help="repeats of each timing (median reported)")
     arguments = parser.parse_args(argv)
+    parts = set(arguments.only or PARTS) - ({"demo"} if arguments.skip_demo else set())
     print(f"cores: {os.cpu_count()}")
-    for architecture, depth in (("lstm", 2), ("cnn", 4)):
+    for architecture, depth in (("lstm", 2), ("cnn", 4)) if "recording" in parts else ():
         result = bench_recording(architecture, depth, arguments.epochs, arguments.repeats)
         print(f"recording {architecture} depth {depth}, {arguments.epochs} epochs, 1,000 strips: recorded trial "
-              f"{result['recorded_trial_s']:.2f} s; bare fit with validation_data {result['bare_fit_s']:.2f} s "
-              f"-> ratio {result['ratio']:.3f} (goal <= 1.15); bare fit without validation "
-              f"{result['bare_fit_no_validation_s']:.2f} s -> ratio {result['ratio_no_validation']:.3f}", flush=True)
-    for architecture, depth in (("lstm", 2), ("lstm", 8), ("cnn", 4)):
+              f"{result['recorded_trial_s']:.2f} s; bare fit without validation "
+              f"{result['bare_fit_no_validation_s']:.2f} s -> ratio {result['ratio_no_validation']:.3f} "
+              f"(goal <= 1.15); bare fit with validation_data {result['bare_fit_s']:.2f} s "
+              f"-> ratio {result['ratio']:.3f} (goal <= 1.15)", flush=True)
+    for architecture, depth in (("lstm", 2), ("lstm", 8), ("cnn", 4)) if "gradients" in parts else ():
         result = bench_gradients(architecture, depth, arguments.epochs)
         print(f"gradient norms {architecture} depth {depth}, 2 trials of {arguments.epochs} epochs, 1,000 strips: "
               f"{result['share']:.1%} of the trials' time (goal <= 10%); study wall time {result['with_s']:.2f} s "
               f"with, {result['without_s']:.2f} s without -> ratio {result['ratio']:.3f}", flush=True)
-    rebuild = bench_report(100_000)
-    print(f"report rebuild, 100,000 epoch rows: {rebuild:.2f} s (goal < 30 s)", flush=True)
-    mitdb = bench_mitdb()
+    if "report" in parts:
+        rebuild = bench_report(100_000)
+        print(f"report rebuild, 100,000 epoch rows: {rebuild:.2f} s (goal < 30 s)", flush=True)
+    mitdb = bench_mitdb() if "mitdb" in parts else None
     if isinstance(mitdb, str):
         print(f"mitdb: skipped ({mitdb})", flush=True)
-    else:
+    elif mitdb is not None:
         print(f"mitdb: {mitdb['beats']:,} beats built cold in {mitdb['cold_s']:.2f} s (goal < 30 s), "
               f"cached load {mitdb['cached_s']:.2f} s (goal < 2 s)", flush=True)
-    if not arguments.skip_demo:
+    if "workers" in parts:
+        import yaml
+
+        from study.config import space_from_dict
+        from study.distributed import threads_per_worker
+
+        document = _workers_space()
+        space = space_from_dict(document, source="bench")  # bad input here, not in a subprocess
+        cells = len(space.cells())
+        rates = {}
+        with tempfile.TemporaryDirectory() as directory:
+            space_file = Path(directory) / f"{WORKERS_STUDY}.yaml"
+            space_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+            for workers in (1, 2):
+                rates[workers] = result = bench_workers(workers, space_file, Path(directory) / f"runs{workers}")
+                print(f"workers: {workers} worker(s) of {threads_per_worker(workers)} thread(s), "
+                      f"{result['trials']} trials (lstm depth 1 and 2, {cells} cells, "
+                      f"{document['hyperparameters']['epochs']['value']} epochs, "
+                      f"{document['dataset']['parameters']['n_strips']} strips): {result['wall_s']:.1f} s "
+                      f"-> {result['per_minute']:.2f} trials/min; steady state (first progress line at "
+                      f"{result['first_line_s']:.1f} s to the last) {result['steady_per_minute']:.2f} trials/min",
+                      flush=True)
+        print(f"workers: 2 workers / 1 worker: {rates[2]['per_minute'] / rates[1]['per_minute']:.2f}x trials/min "
+              f"over the whole command, {rates[2]['steady_per_minute'] / rates[1]['steady_per_minute']:.2f}x in the "
+              f"steady state (goal >= 1.4x)", flush=True)
+    if "demo" in parts:
         print(f"make demo (run + report, installing excluded): {bench_demo():.1f} s (goal < 300 s)", flush=True)
     return 0
 

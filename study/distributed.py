@@ -104,7 +104,7 @@ def parse_address(text: str, *, source: str, key: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise BadInput(f"{text!r} is not an address; allowed: HOST:PORT with a port from 1 to 65535, "
                        "e.g. 10.0.0.5:8470", source=source, key=key)
-    return host.strip("[]"), int(port)
+    return host, int(port)  # an IPv6 host keeps its brackets: gRPC's target is [::1]:8470
 
 
 # --------------------------------------------------------------------------- chief
@@ -211,10 +211,12 @@ def serve_study(oracle, options: ChiefOptions, *, run_dir: Path, progress=None, 
                     progress.trial_done(failed=str(oracle.trials[trial_id].status) != "COMPLETED")
             if oracle.failure is not None:
                 return
-        # Every trial ended: workers asking now are told STOPPED and exit; give them a moment to ask.
-        deadline = time.monotonic() + 2 * IDLE_SECONDS + 5
-        while time.monotonic() < deadline and any(w.process is not None and w.process.poll() is None
-                                                  for w in workers):
+        # Every trial ended: workers asking now are told STOPPED and exit. Serve a little longer, so that every
+        # waiting worker, local or joined from elsewhere, asks once more and hears it (a worker that finds no
+        # chief waits for one for an hour).
+        done = time.monotonic()
+        while time.monotonic() < done + 10 and (time.monotonic() < done + 4 * IDLE_SECONDS + 1 or any(
+                worker.process is not None and worker.process.poll() is None for worker in workers)):
             time.sleep(0.1)
     finally:
         for worker in workers:
