@@ -48,6 +48,14 @@ def run_cli(*arguments: str, cwd: Path, timeout: float = 300) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout)
 
 
+def start_cli(*arguments: str, cwd: Path) -> subprocess.Popen:
+    """Start ``python -m study ...`` in a subprocess, as :func:`run_cli` runs it, without waiting for it (stderr
+    piped, stdout discarded): ``communicate()`` waits."""
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, "-m", "study", *arguments], cwd=cwd, env=environment,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
 def run_main(arguments: list[str]) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of ``python -m study ARGUMENTS`` run in this process."""
     from study.cli import main

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -73,40 +74,36 @@ print(json.dumps({"direct": {"/".join(k): v for k, v in direct.items()},
 """
 
 
-@pytest.fixture(scope="module")
-def backend_results() -> dict[str, dict]:
-    results = {}
-    for backend in BACKENDS:
+@pytest.fixture(scope="module", autouse=True)
+def _backend_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, subprocess.Popen]]:
+    """Start the script on every installed backend when the module starts, if a selected test reads its results:
+    one subprocess per backend, side by side and beside the in-process tests above the backend tests (which come
+    last in this file)."""
+    wanted = any(item.module is request.module and "backend_results" in item.fixturenames
+                 for item in request.session.items)
+    runs = {}
+    for backend in BACKENDS if wanted else ():
         environment = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(PROJECT_ROOT),
                        "TF_CPP_MIN_LOG_LEVEL": "3"}
-        done = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT], cwd=PROJECT_ROOT, env=environment,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{backend}: {done.stderr[-2000:]}"
-        results[backend] = json.loads(done.stdout.strip().splitlines()[-1])
+        runs[backend] = subprocess.Popen([sys.executable, "-c", _BACKEND_SCRIPT], cwd=PROJECT_ROOT, env=environment,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield runs
+    for run in runs.values():
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+@pytest.fixture(scope="module")
+def backend_results(_backend_runs: dict[str, subprocess.Popen]) -> dict[str, dict]:
+    """The script's results on every installed backend."""
+    results = {}
+    for backend, run in _backend_runs.items():
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, f"{backend}: {stderr[-2000:]}"
+        results[backend] = json.loads(stdout.strip().splitlines()[-1])
+    assert set(results) == set(BACKENDS)
     return results
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_gradient_norms_equal_the_closed_form_gradient(backend_results, backend):
-    result = backend_results[backend]
-    assert set(result["recorded"]) == set(result["direct"])
-    for key, direct in result["direct"].items():
-        assert result["recorded"][key] == pytest.approx(direct, rel=1e-4, abs=1e-7), (backend, key)
-
-
-def test_lstm_gradient_norms_agree_across_backends_and_split_by_kind(backend_results):
-    reference = backend_results[BACKENDS[0]]["lstm"]
-    kinds = {(layer, kind) for layer, _, kind, _ in reference}
-    assert kinds == {("lstm_1", "input_kernel"), ("lstm_1", "recurrent_kernel"), ("lstm_1", "bias"),
-                     ("lstm_2", "input_kernel"), ("lstm_2", "recurrent_kernel"), ("lstm_2", "bias"),
-                     ("classifier", "input_kernel"), ("classifier", "bias")}
-    assert [index for _, index, _, _ in reference][::3][:2] == [1, 2]
-    assert all(np.isfinite(norm) and norm > 0 for *_, norm in reference)
-    for backend in BACKENDS[1:]:
-        other = backend_results[backend]["lstm"]
-        assert [row[:3] for row in other] == [row[:3] for row in reference]
-        np.testing.assert_allclose([row[3] for row in other], [row[3] for row in reference], rtol=2e-3,
-                                   err_msg=f"{backend} against {BACKENDS[0]}")
 
 
 def _gradient_rows(trial: str, epoch: int, first: float, last: float) -> list[dict]:
@@ -217,3 +214,26 @@ def test_a_gradient_claim_without_recorded_gradients_and_bad_flags_are_bad_input
         space_from_dict({**TINY_SPACE, "claims": [{**claims[0], "measure": "gap_at_best", "explanation": "magic"}]},
                         source="s.yaml")
     assert "claims[0].explanation" in str(caught.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_norms_equal_the_closed_form_gradient(backend_results, backend):
+    result = backend_results[backend]
+    assert set(result["recorded"]) == set(result["direct"])
+    for key, direct in result["direct"].items():
+        assert result["recorded"][key] == pytest.approx(direct, rel=1e-4, abs=1e-7), (backend, key)
+
+
+def test_lstm_gradient_norms_agree_across_backends_and_split_by_kind(backend_results):
+    reference = backend_results[BACKENDS[0]]["lstm"]
+    kinds = {(layer, kind) for layer, _, kind, _ in reference}
+    assert kinds == {("lstm_1", "input_kernel"), ("lstm_1", "recurrent_kernel"), ("lstm_1", "bias"),
+                     ("lstm_2", "input_kernel"), ("lstm_2", "recurrent_kernel"), ("lstm_2", "bias"),
+                     ("classifier", "input_kernel"), ("classifier", "bias")}
+    assert [index for _, index, _, _ in reference][::3][:2] == [1, 2]
+    assert all(np.isfinite(norm) and norm > 0 for *_, norm in reference)
+    for backend in BACKENDS[1:]:
+        other = backend_results[backend]["lstm"]
+        assert [row[:3] for row in other] == [row[:3] for row in reference]
+        np.testing.assert_allclose([row[3] for row in other], [row[3] for row in reference], rtol=2e-3,
+                                   err_msg=f"{backend} against {BACKENDS[0]}")
