@@ -143,8 +143,8 @@ def _chief_options(arguments: argparse.Namespace):
     from study.distributed import TRIAL_TIMEOUT, ChiefOptions
 
     return ChiefOptions(workers=arguments.workers, host=arguments.host, port=arguments.port,
-                        trial_timeout=arguments.trial_timeout or TRIAL_TIMEOUT, runs_dir=arguments.runs_dir,
-                        data_dir=arguments.data_dir, threads=arguments.threads)
+                        trial_timeout=arguments.trial_timeout or TRIAL_TIMEOUT, data_dir=arguments.data_dir,
+                        threads=arguments.threads)
 
 
 def _check_threads(threads: int | None) -> None:

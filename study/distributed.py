@@ -63,7 +63,6 @@ class ChiefOptions:
     host: str = "127.0.0.1"
     port: int = 0
     trial_timeout: float = TRIAL_TIMEOUT
-    runs_dir: Path = Path("runs")
     data_dir: Path | None = None
     #: Threads per local worker (None: the cores divided among the workers).
     threads: int | None = None
@@ -161,10 +160,11 @@ def serve_study(oracle, options: ChiefOptions, *, run_dir: Path, progress=None, 
                        source="command line", key="--port")
     import socket
 
-    address = f"{socket.getfqdn() if options.host in ('0.0.0.0', '::') else options.host}:{port}"
+    everywhere = options.host in ("0.0.0.0", "::")  # every interface: announce the machine's name
+    address = f"{socket.getfqdn() if everywhere else options.host}:{port}"
     threads = options.worker_threads
     command = [sys.executable, "-m", "study", "worker", run_dir.name, "--runs-dir", str(run_dir.parent),
-               "--chief", f"{'127.0.0.1' if options.host in ('0.0.0.0', '::') else options.host}:{port}", "--quiet"]
+               "--chief", f"{'127.0.0.1' if everywhere else options.host}:{port}", "--quiet"]
     if options.data_dir is not None:
         command += ["--data-dir", str(options.data_dir)]
     environment = {"TF_CPP_MIN_LOG_LEVEL": "3", **os.environ, **thread_environment(threads)}

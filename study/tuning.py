@@ -468,15 +468,14 @@ class StratifiedOracle(keras_tuner.Oracle):
             return  # a late report of a trial that was handed out again: the new attempt's report counts
         self._last_seen.pop(trial.trial_id, None)
         try:
-            if trial.trial_id not in self.cell_of_trial:  # a repeat trial: no cell oracle
-                super().end_trial(trial)
-                return
-            key, inner_id = self.cell_of_trial[trial.trial_id][:2]
             super().end_trial(trial)
         except RuntimeError as error:
             if "consecutive failures" in str(error):
                 self.failure = str(error).splitlines()[0]
             raise
+        if trial.trial_id not in self.cell_of_trial:  # a repeat trial: no cell oracle
+            return
+        key, inner_id = self.cell_of_trial[trial.trial_id][:2]
         inner = self.inner[key]
         status = self.trials[trial.trial_id].status
         if status not in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED):
