@@ -329,7 +329,7 @@ def run_worker(name: str, *, runs_dir: Path, chief: str | None, tuner_id: str | 
     from keras_tuner.src.distribute import oracle_client
     from keras_tuner.src.engine import trial as trial_module
 
-    from study.tuning import StratifiedOracle, StudyTuner
+    from study.tuning import StratifiedOracle, StudyTuner, oracle_seed
 
     class PatientClient(oracle_client.OracleClient):
         """keras-tuner's worker client, waiting a moment when told IDLE instead of asking again at once."""
@@ -340,7 +340,7 @@ def run_worker(name: str, *, runs_dir: Path, chief: str | None, tuner_id: str | 
                 time.sleep(IDLE_SECONDS)
             return trial
 
-    oracle = StratifiedOracle(space, seed=space.tuner.seed + 1, run_dir=run_dir)
+    oracle = StratifiedOracle(space, seed=oracle_seed(space), run_dir=run_dir)
     tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")
     tuner.oracle = PatientClient(oracle)
     tuner.owner = Heartbeat(tuner.oracle, tuner_id, interval=interval)

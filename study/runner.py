@@ -370,16 +370,15 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
     import keras
 
     from study.recording import table_lock
-    from study.tuning import StratifiedOracle, StudyTuner, epochs_per_cell
+    from study.tuning import StratifiedOracle, StudyTuner, epochs_per_cell, oracle_seed
 
     space, dataset, run_dir, indices = context.space, context.dataset, context.run_dir, context.train_eval_indices
-    oracle_seed = space.tuner.seed + 1  # keras-tuner treats seed 0 as "no seed"
     if manifest is None:
         manifest = {
             "study": space.name,
             "space": space.to_dict(),
             "dataset": data_record(context),
-            "seeds": {"study": space.tuner.seed, "oracle": oracle_seed,
+            "seeds": {"study": space.tuner.seed, "oracle": oracle_seed(space),
                       "trial_seed": "SeedSequence([study, 0, trial number]); repeats: [study, 1, cell index, seed index]",
                       "train_eval_subset": space.tuner.seed},
             "train_eval_size": int(len(indices)),
@@ -393,7 +392,7 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
         manifest["matched_widths"] = matched
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
 
-    oracle = StratifiedOracle(space, seed=oracle_seed,
+    oracle = StratifiedOracle(space, seed=oracle_seed(space),
                               max_consecutive_failed_trials=space.tuner.max_consecutive_failures, run_dir=run_dir,
                               finished_repeats=_finished_repeats(run_dir))
     tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")

@@ -583,6 +583,11 @@ def dataset_level_key(space: SearchSpace, values: dict[str, Any]) -> tuple[str, 
     return tuple(level_key(values[name]) for name in space.dataset.factor_names)
 
 
+def oracle_seed(space: SearchSpace) -> int:
+    """The study oracle's seed: the study seed plus one, because keras-tuner treats seed 0 as "no seed"."""
+    return space.tuner.seed + 1
+
+
 def repeat_trial_id(cell_index: int, seed_index: int) -> str:
     """Repeat-phase trial ids: ``r<cell>-<seed>``, apart from the tuning trials' numbers."""
     return f"r{cell_index:02d}-{seed_index:02d}"
