@@ -109,7 +109,7 @@ def package_versions() -> dict[str, str]:
 def backend_version(backend: str) -> str | None:
     """The installed version of a Keras backend's package (tensorflow, jax or torch)."""
     try:
-        return metadata.version({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend))
+        return metadata.version(backend)  # the backends' names are their packages' names
     except metadata.PackageNotFoundError:
         return None
 
@@ -370,7 +370,7 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
     import keras
 
     from study.recording import table_lock
-    from study.tuning import StratifiedOracle, StudyTuner, epochs_per_cell, oracle_seed
+    from study.tuning import TRIAL_TABLES, StratifiedOracle, StudyTuner, epochs_per_cell, oracle_seed
 
     space, dataset, run_dir, indices = context.space, context.dataset, context.run_dir, context.train_eval_indices
     if manifest is None:
@@ -398,11 +398,8 @@ def _search(context, manifest: dict[str, Any] | None, matched: list[dict[str, An
     tuner = StudyTuner(oracle, context, directory=str(run_dir), project_name="tuner")
     ended = oracle.ended_trial_ids() | oracle.finished_repeats
     with table_lock(run_dir):  # remote workers of a restarted chief may still be writing
-        keep_rows(run_dir / EPOCHS_FILE, ended)
-        keep_rows(run_dir / TRIALS_FILE, ended, last_per_trial=True)
-        keep_rows(run_dir / CLASSES_FILE, ended)
-        keep_rows(run_dir / GRADIENTS_FILE, ended)
-        keep_rows(run_dir / RECEPTIVE_FIELDS_FILE, ended)
+        for name in TRIAL_TABLES:
+            keep_rows(run_dir / name, ended, last_per_trial=name == TRIALS_FILE)
     repeat_total = len(oracle.cells) * space.repeat_seeds
     total = oracle.max_trials + repeat_total
     manifest["budget"] = {"cells": len(oracle.cells), "trials_per_cell": oracle.budget_per_cell,
