@@ -339,6 +339,11 @@ def compile_model(model: keras.Model, *, learning_rate: float, weight_decay: flo
     else:
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate, **clipping)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    # Create the optimizer's slot variables now. On TensorFlow, Keras otherwise creates them while tracing the
+    # first train step, and a tf.function that creates variables is traced a second time: that doubled tracing
+    # took 1.3 s of a 4.3 s ten-epoch trial (CNN depth 4). The slots start at zero either way, so the weights
+    # and every recorded number are unchanged.
+    optimizer.build(model.trainable_variables)
 
 
 def receptive_field(model: keras.Model) -> int:
