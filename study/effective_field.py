@@ -23,10 +23,12 @@ samples from that position, so a causal or recurrent model has only offsets <= 0
 from __future__ import annotations
 
 import math
+from typing import Hashable
 
 import keras
 import numpy as np
 
+from study.compiled import CompiledFunctions, model_key
 from study.tables import EFFECTIVE_FIELD_MASS
 
 #: Relative slack when comparing accumulated mass with the share, so float rounding never adds a sample.
@@ -53,35 +55,30 @@ def _feature_tensor(model: keras.Model) -> tuple[keras.KerasTensor, str]:
                      "so its last feature sequence cannot be found")
 
 
-def _input_gradient(feature_model: keras.Model, inputs: np.ndarray, position: int | None) -> np.ndarray:
+#: Compiled input-gradient functions by model key and read position (see :func:`_input_gradient`).
+_FIELD_FUNCTIONS = CompiledFunctions()
+
+
+def _input_gradient(feature_model: keras.Model, inputs: np.ndarray, position: int | None,
+                    structure: Hashable | None = None) -> np.ndarray:
     """d (sum over batch and channels of the features at ``position``, or of the whole final state when
-    ``position`` is None) / d inputs, in inference mode, with the backend's own autodiff."""
+    ``position`` is None) / d inputs, in inference mode, with the backend's own autodiff.
+
+    On TensorFlow and JAX, a ``structure`` (see :func:`study.compiled.model_key`) lets the models of one cell
+    share one compiled function over ``stateless_call``: the first trial pays the tracing, later ones a few
+    milliseconds. Without it, TensorFlow runs the tape eagerly and JAX compiles for this model alone (for a fresh
+    model one compilation is faster than running the backward pass op by op: about 2 s against 5 s for a 4-layer
+    LSTM on a CPU). PyTorch runs eagerly, as it does everything.
+    """
     backend = keras.backend.backend()
 
     def objective(features):
         return keras.ops.sum(features if position is None else features[:, position, :])
 
-    if backend == "tensorflow":
-        import tensorflow as tf
+    def values_of(variables) -> list:
+        return [keras.ops.convert_to_tensor(variable.value) for variable in variables]
 
-        values = tf.convert_to_tensor(inputs)
-        with tf.GradientTape() as tape:
-            tape.watch(values)
-            total = objective(feature_model(values, training=False))
-        gradient = tape.gradient(total, values)
-    elif backend == "jax":
-        import jax
-
-        def function(trainable, non_trainable, values):
-            features, _ = feature_model.stateless_call(trainable, non_trainable, values, training=False)
-            return objective(features)
-
-        # Compiled whole: for a fresh model, one compilation is faster than running the backward pass op by op
-        # (about 2 s against 5 s for a 4-layer LSTM on a CPU). The weights are arguments, not baked-in constants.
-        gradient = jax.jit(jax.grad(function, argnums=2))(
-            [variable.value for variable in feature_model.trainable_variables],
-            [variable.value for variable in feature_model.non_trainable_variables], jax.numpy.asarray(inputs))
-    elif backend == "torch":
+    if backend == "torch":
         import torch
 
         # Grad mode on: Keras' cuDNN recurrent kernels on PyTorch run their backward-capable path only with it.
@@ -89,20 +86,58 @@ def _input_gradient(feature_model: keras.Model, inputs: np.ndarray, position: in
             values = keras.ops.convert_to_tensor(inputs).detach().requires_grad_(True)
             total = objective(feature_model(values, training=False))
             (gradient,) = torch.autograd.grad(total, [values])
-    else:
+        return np.asarray(keras.ops.convert_to_numpy(gradient), dtype=np.float64)
+    if backend not in ("tensorflow", "jax"):
         raise ValueError(f"effective receptive fields are measured on the tensorflow, jax and torch backends, "
                          f"not {backend!r}")
+    if backend == "tensorflow" and structure is None:
+        import tensorflow as tf
+
+        values = tf.convert_to_tensor(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            total = objective(feature_model(values, training=False))
+        return np.asarray(tape.gradient(total, values).numpy(), dtype=np.float64)
+
+    template = feature_model
+
+    def total_of(trainable, non_trainable, values):
+        features, _ = template.stateless_call(trainable, non_trainable, values, training=False)
+        return objective(features)
+
+    def build():
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            @tf.function(reduce_retracing=True)
+            def function(trainable, non_trainable, values):
+                with tf.GradientTape() as tape:
+                    tape.watch(values)
+                    total = total_of(trainable, non_trainable, values)
+                return tape.gradient(total, values)
+            return function
+        import jax
+
+        # The weights are arguments, not baked-in constants, so the function serves any model of the same key.
+        return jax.jit(jax.grad(total_of, argnums=2))
+
+    function = build() if structure is None else _FIELD_FUNCTIONS.get((model_key(feature_model, structure),
+                                                                       position), build)
+    gradient = function(values_of(feature_model.trainable_variables), values_of(feature_model.non_trainable_variables),
+                        keras.ops.convert_to_tensor(inputs))
     return np.asarray(keras.ops.convert_to_numpy(gradient), dtype=np.float64)
 
 
-def effective_field_profile(model: keras.Model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def effective_field_profile(model: keras.Model, inputs: np.ndarray,
+                            structure: Hashable | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(offsets, mass)``: for every input time step, its offset from the input index of the measured output
     position and its share of the absolute input gradient of that position (see the module docstring).
 
     ``inputs`` is a batch ``(examples, steps, channels)`` of the model's input. The mass sums to 1; it is all
     NaN when the gradient is zero everywhere or not finite (a dead or diverged model). Both arrays are float64.
     Raises ValueError for a model without a time axis in its input, a model whose last feature sequence
-    cannot be found, or inputs of the wrong shape.
+    cannot be found, or inputs of the wrong shape. ``structure`` (a name of the model's graph, such as its
+    architecture) lets the models of one cell share one compiled gradient function (see ``_input_gradient``).
     """
     if len(model.inputs) != 1:
         raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; an effective receptive field "
@@ -131,7 +166,7 @@ def effective_field_profile(model: keras.Model, inputs: np.ndarray) -> tuple[np.
         position = output_length // 2 if reading == "centre" else output_length - 1
         input_position = position if output_length == input_length else \
             int(math.floor(position * input_length / output_length + 0.5))
-    gradient = _input_gradient(feature_model, values, position)
+    gradient = _input_gradient(feature_model, values, position, structure)
     magnitude = np.abs(gradient).sum(axis=2).mean(axis=0)
     total = float(magnitude.sum())
     offsets = np.arange(input_length, dtype=np.float64) - input_position

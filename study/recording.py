@@ -10,7 +10,6 @@ as they are produced, so a killed run loses at most the epoch in progress.
 """
 from __future__ import annotations
 
-import collections
 import csv
 import fcntl
 import io
@@ -26,6 +25,7 @@ import keras
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
+from study.compiled import CompiledFunctions, model_key
 from study.errors import BadInput
 
 #: Keras clips probabilities to [epsilon, 1 - epsilon] before the log; so do we,
@@ -187,49 +187,39 @@ def _cell(value: Any) -> Any:
     return value
 
 
-#: Compiled gradient functions by model structure (see :func:`loss_gradients`), most recently used last.
-_GRADIENT_FUNCTIONS: collections.OrderedDict[Any, Any] = collections.OrderedDict()
-_GRADIENT_FUNCTION_CACHE = 32
+#: Compiled loss-gradient functions by model key (see :func:`loss_gradients`).
+_GRADIENT_FUNCTIONS = CompiledFunctions()
 
 
 def _compiled_gradient(model: keras.Model, structure: Any) -> Any:
     """A compiled function (trainable values, non-trainable values, inputs, labels) -> gradients.
 
-    It runs ``template.stateless_call`` on the values it is given, so one compilation serves every model of
-    the same structure (the same variables in the same order: a cell's trials). Tracing an 8-layer LSTM's
-    backward pass takes seconds, longer than the calls it serves in a short trial. TensorFlow: a
-    ``tf.function`` around a GradientTape; JAX: ``jax.jit(jax.grad(...))``.
+    It runs ``template.stateless_call`` on the values it is given, so one compilation serves every model with
+    the same :func:`study.compiled.model_key` (a cell's trials). TensorFlow: a ``tf.function`` around a
+    GradientTape; JAX: ``jax.jit(jax.grad(...))``.
     """
-    # The shapes join the caller's key: layers without weights of their own can still hold state (Dropout's
-    # seed generator), so the variables, not only the hyperparameters, must match.
-    key = (keras.backend.backend(), structure, tuple(tuple(variable.shape) for variable in model.trainable_variables),
-           tuple(tuple(variable.shape) for variable in model.non_trainable_variables))
-    if key in _GRADIENT_FUNCTIONS:
-        _GRADIENT_FUNCTIONS.move_to_end(key)
-        return _GRADIENT_FUNCTIONS[key]
     template = model
 
     def mean_loss(trainable, non_trainable, inputs, labels):
         probabilities, _ = template.stateless_call(trainable, non_trainable, inputs, training=False)
         return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    def build() -> Any:
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
 
-        @tf.function(reduce_retracing=True)
-        def function(trainable, non_trainable, inputs, labels):
-            with tf.GradientTape() as tape:
-                tape.watch(trainable)
-                loss = mean_loss(trainable, non_trainable, inputs, labels)
-            return tape.gradient(loss, trainable)
-    else:
+            @tf.function(reduce_retracing=True)
+            def function(trainable, non_trainable, inputs, labels):
+                with tf.GradientTape() as tape:
+                    tape.watch(trainable)
+                    loss = mean_loss(trainable, non_trainable, inputs, labels)
+                return tape.gradient(loss, trainable)
+            return function
         import jax
 
-        function = jax.jit(jax.grad(mean_loss))
-    _GRADIENT_FUNCTIONS[key] = function
-    while len(_GRADIENT_FUNCTIONS) > _GRADIENT_FUNCTION_CACHE:
-        _GRADIENT_FUNCTIONS.popitem(last=False)
-    return function
+        return jax.jit(jax.grad(mean_loss))
+
+    return _GRADIENT_FUNCTIONS.get(model_key(model, structure), build)
 
 
 def loss_gradients(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, structure: Any = None) -> list[np.ndarray]:

@@ -659,10 +659,10 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     # A fixed training batch for the gradient norms and the effective receptive field: the first GRADIENT_BATCH
     # examples of the fixed inference-mode training subset.
     batch = indices[:GRADIENT_BATCH]
+    # The architecture names the graph; study.compiled.model_key adds the input and variable shapes, so every trial
+    # of a cell shares one compiled gradient function for the norms and one for the effective receptive field.
+    structure = hyperparameters["architecture"]
     if context.space.training.record_gradients:
-        # The architecture names the graph; the recorder adds the variables' shapes, so every trial of a cell
-        # shares one compiled gradient.
-        structure = hyperparameters["architecture"]
         gradient_recorder = GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
                                              row_base={"trial_id": trial_id, "phase": context.phase},
                                              writer=context.writer(context.gradients_path, GRADIENT_COLUMNS),
@@ -688,8 +688,8 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
                                f"scores are those of the best epoch before it")
         model.set_weights(recorder.best_weights)
         model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
-        row["effective_receptive_field"] = record_effective_field(context, trial_id, model,
-                                                                  dataset.x_train[batch])
+        row["effective_receptive_field"] = record_effective_field(context, trial_id, model, dataset.x_train[batch],
+                                                                  structure=structure)
         test_probabilities = predict_probabilities(model, dataset.x_test)
         test = score_probabilities(test_probabilities, dataset.y_test)
         context.writer(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
@@ -708,10 +708,12 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     return row
 
 
-def record_effective_field(context: StudyContext, trial_id: str, model: keras.Model, inputs: np.ndarray) -> float:
+def record_effective_field(context: StudyContext, trial_id: str, model: keras.Model, inputs: np.ndarray,
+                           structure: Any = None) -> float:
     """Measure the model's effective receptive field on ``inputs`` (the fixed gradient batch), append its profile
-    to receptive_fields.csv and return its size (NaN when no input gradient reached the output)."""
-    offsets, mass = effective_field_profile(model, inputs)
+    to receptive_fields.csv and return its size (NaN when no input gradient reached the output). ``structure``
+    (the architecture) lets a cell's trials share one compiled gradient function."""
+    offsets, mass = effective_field_profile(model, inputs, structure)
     context.writer(context.receptive_fields_path, RECEPTIVE_FIELD_COLUMNS).append(
         {"trial_id": trial_id, "phase": context.phase, "offset": int(offset),
          "mass": float(share) if math.isfinite(share) else None}

@@ -41,7 +41,7 @@ def _single_convolution(kernel_size: int, padding: str, length: int = 24) -> Any
     return model
 
 
-def _small_lstm() -> Any:
+def _small_lstm(seed: int = 1) -> Any:
     """An LSTM(4) over 12 steps of 2 channels, weights from a fixed numpy seed (the same on every backend)."""
     import keras
     from keras import layers
@@ -50,7 +50,7 @@ def _small_lstm() -> Any:
     hidden = layers.LSTM(4, name="lstm_1")(inputs)
     outputs = layers.Dense(3, activation="softmax", name="classifier")(hidden)
     model = keras.Model(inputs, outputs)
-    weights = np.random.default_rng(1)
+    weights = np.random.default_rng(seed)
     model.set_weights([weights.normal(scale=0.5, size=w.shape).astype("float32") for w in model.get_weights()])
     return model
 
@@ -69,7 +69,15 @@ def measure_this_backend() -> dict[str, Any]:
                                                         "support": offsets[mass > 0].tolist()}
     sequences = np.random.default_rng(2).normal(size=(6, 12, 2)).astype("float32")
     offsets, mass = effective_field_profile(_small_lstm(), sequences)
-    return {"convolutions": convolutions, "lstm": {"offsets": offsets.tolist(), "mass": mass.tolist()}}
+    # Two LSTMs of one structure share one compiled function, which must read each model's own weights.
+    from study import effective_field
+
+    stored = len(effective_field._FIELD_FUNCTIONS)
+    shared = [effective_field_profile(_small_lstm(seed), sequences, structure="small_lstm")[1] for seed in (1, 4)]
+    alone = effective_field_profile(_small_lstm(4), sequences)[1]
+    return {"convolutions": convolutions, "lstm": {"offsets": offsets.tolist(), "mass": mass.tolist()},
+            "shared": {"masses": [values.tolist() for values in shared], "alone": alone.tolist(),
+                       "functions_added": len(effective_field._FIELD_FUNCTIONS) - stored}}
 
 
 _SCRIPT = "import json\nfrom tests.test_effective_field import measure_this_backend\n" \
@@ -128,6 +136,16 @@ def test_the_backends_agree_on_an_lstm_with_the_same_weights(backend_results):
         other = backend_results[backend]["lstm"]
         assert other["offsets"] == reference["offsets"]
         np.testing.assert_allclose(other["mass"], reference["mass"], atol=1e-4, err_msg=backend)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", *OTHER_BACKENDS])
+def test_models_of_one_structure_share_a_compiled_function_that_reads_their_own_weights(backend_results, backend):
+    reference = backend_results[backend]["lstm"]["mass"]
+    shared = backend_results[backend]["shared"]
+    np.testing.assert_allclose(shared["masses"][0], reference, rtol=1e-5, atol=1e-7)  # compiled = eager
+    np.testing.assert_allclose(shared["masses"][1], shared["alone"], rtol=1e-5, atol=1e-7)  # its own weights
+    assert np.abs(np.subtract(shared["masses"][1], shared["masses"][0])).max() > 1e-3  # the weights matter
+    assert shared["functions_added"] == (0 if backend == "torch" else 1)  # PyTorch runs eagerly
 
 
 def test_builder_profiles_stay_inside_the_theoretical_field():

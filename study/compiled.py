@@ -1,0 +1,52 @@
+"""Compiled gradient functions shared by the trials of a cell.
+
+Tracing a backward pass (a ``tf.function`` on TensorFlow, ``jax.jit`` on JAX) costs about a second for a small
+LSTM and several for an 8-layer one, longer than the few calls a trial makes. A function that runs
+``template.stateless_call`` on the variable values it is given serves every model with the same graph and the
+same variables, so the trials of one cell share one compilation. :func:`model_key` says when two models may
+share; :class:`CompiledFunctions` keeps the most recently used functions.
+"""
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, Hashable
+
+import keras
+
+
+def model_key(model: keras.Model, structure: Hashable) -> tuple:
+    """The key under which ``model`` may share a compiled function with other models.
+
+    ``structure`` names the graph (the caller's architecture name, say). The backend, the input shapes and the
+    shapes of the trainable and non-trainable variables join it: layers without weights of their own can hold
+    state (Dropout's seed generator), and the same weights can read inputs of another length, so the graph
+    name alone does not pin the function down.
+    """
+    return (keras.backend.backend(), structure,
+            tuple(tuple(tensor.shape) for tensor in model.inputs),
+            tuple(tuple(variable.shape) for variable in model.trainable_variables),
+            tuple(tuple(variable.shape) for variable in model.non_trainable_variables))
+
+
+class CompiledFunctions:
+    """A small least-recently-used store of compiled functions by key."""
+
+    def __init__(self, size: int = 32):
+        if size < 1:
+            raise ValueError(f"the store must hold at least one function, not {size}")
+        self.size = size
+        self._functions: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The function stored under ``key``, built by ``build()`` (and stored) on first use."""
+        if key in self._functions:
+            self._functions.move_to_end(key)
+            return self._functions[key]
+        function = build()
+        self._functions[key] = function
+        while len(self._functions) > self.size:
+            self._functions.popitem(last=False)
+        return function
+
+    def __len__(self) -> int:
+        return len(self._functions)
