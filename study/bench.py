@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
                         help=f"run only this part (repeatable; one of {', '.join(PARTS)}); default: all")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the recording benchmark")
-    parser.add_argument("--repeats", type=int, default=2, help="repeats of each timing (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each timing (median reported)")
     arguments = parser.parse_args(argv)
     parts = set(arguments.only or PARTS) - ({"demo"} if arguments.skip_demo else set())
     print(f"cores: {os.cpu_count()}")
