@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from study.statistics.analysis import analyse
 from study.statistics.planted import PlantedStudy, planted_tables
