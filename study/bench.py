@@ -5,6 +5,9 @@
    epochs, batch size and seed without validation data (goal: ratio <= 1.15; the per-epoch
    inference pass over the training subset and validation split is about 15% of an epoch's
    arithmetic, so this is near the limit), and against one with ``validation_data`` (goal: <= 1.15).
+   Wall and CPU time, medians of the repeats' paired ratios; one untimed study first, so the timed trials are
+   like a cell's later trials, which reuse the cell's compiled effective-field gradient (a cell's first trial
+   also pays its tracing: 0.15 s for a CNN of depth 8, 0.8 s for an LSTM of depth 4 on TensorFlow).
    And the share of a cell's trial time spent recording per-layer gradient norms (``record_gradients``;
    the recorder's own clock, ``gradient_seconds`` in trials.csv; goal: at most 10%), with the wall times of
    the same trials with and without them.
@@ -57,8 +60,21 @@ def _space(architecture: str, depth: int, epochs: int, *, trials: int = 1, recor
     }, source="bench")
 
 
+def _timed(function) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, every thread) of one call. CPU time leaves out the time other
+    tenants of a shared host take from us: on this project's virtual machines identical fits varied by 30% in wall
+    time between runs, so the CPU-time ratio is the steadier reading of what recording costs."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def bench_recording(architecture: str, depth: int, epochs: int, repeats: int) -> dict[str, float]:
-    """Median wall time of a recorded study trial and of a bare fit with and without validation data."""
+    """Wall and CPU time of a recorded study trial and of a bare fit with and without validation data.
+
+    The three run in turn in every repeat, from the same seed; the ratios are medians over the repeats of each
+    repeat's own ratio, so that slow drifts of the machine's speed cancel.
+    """
     import keras
 
     from study.datasets import load_dataset
@@ -68,33 +84,37 @@ def bench_recording(architecture: str, depth: int, epochs: int, repeats: int) ->
     space = _space(architecture, depth, epochs)
     dataset = load_dataset("synthetic_ecg", dict(space.dataset.parameters))
     values = {**space.fixed_values(), "architecture": architecture, "depth": depth}
-    recorded, bare, bare_without_validation = [], [], []
+    timings: dict[str, list[tuple[float, float]]] = {"recorded": [], "bare": [], "bare_without_validation": []}
 
-    def bare_fit(validation: bool, epochs: int = epochs) -> float:
-        start = time.perf_counter()
+    def bare_fit(validation: bool, epochs: int = epochs) -> None:
         model = build_model(values, dataset.input_shape, dataset.num_classes)
         compile_model(model, learning_rate=values["learning_rate"], weight_decay=values["weight_decay"],
                       weight_decay_type=values["weight_decay_type"])
         model.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=values["batch_size"], verbose=0,
                   validation_data=(dataset.x_val, dataset.y_val) if validation else None)
-        elapsed = time.perf_counter() - start
         keras.backend.clear_session()
-        return elapsed
 
     bare_fit(validation=True, epochs=1)  # untimed: the process's first fit pays one-off start-up costs
     with tempfile.TemporaryDirectory() as directory:
+        run_study(space, runs_dir=Path(directory), overwrite=True, dataset=dataset, verbose=False)  # untimed, too
         for repeat in range(repeats):
             keras.utils.set_random_seed(repeat)  # both bare fits start from the same seed: same weights, batches
-            bare.append(bare_fit(validation=True))
+            timings["bare"].append(_timed(lambda: bare_fit(validation=True)))
             keras.utils.set_random_seed(repeat)
-            bare_without_validation.append(bare_fit(validation=False))
-            start = time.perf_counter()
-            run_study(space, runs_dir=Path(directory), overwrite=True, dataset=dataset, verbose=False)
-            recorded.append(time.perf_counter() - start)
-    recorded_s = statistics.median(recorded)
-    return {"bare_fit_s": statistics.median(bare), "bare_fit_no_validation_s": statistics.median(
-        bare_without_validation), "recorded_trial_s": recorded_s, "ratio": recorded_s / statistics.median(bare),
-        "ratio_no_validation": recorded_s / statistics.median(bare_without_validation)}
+            timings["bare_without_validation"].append(_timed(lambda: bare_fit(validation=False)))
+            timings["recorded"].append(_timed(lambda: run_study(space, runs_dir=Path(directory), overwrite=True,
+                                                                dataset=dataset, verbose=False)))
+
+    def ratio(numerator: str, denominator: str, clock: int) -> float:
+        return statistics.median(top[clock] / bottom[clock]
+                                 for top, bottom in zip(timings[numerator], timings[denominator]))
+
+    result = {f"{name}_s": statistics.median(wall for wall, _ in pairs) for name, pairs in timings.items()}
+    result.update({f"{name}_cpu_s": statistics.median(cpu for _, cpu in pairs) for name, pairs in timings.items()})
+    result.update(ratio=ratio("recorded", "bare", 0), ratio_no_validation=ratio("recorded", "bare_without_validation", 0),
+                  cpu_ratio=ratio("recorded", "bare", 1),
+                  cpu_ratio_no_validation=ratio("recorded", "bare_without_validation", 1))
+    return result
 
 
 def bench_gradients(architecture: str, depth: int, epochs: int, trials: int = 2) -> dict[str, float]:
@@ -267,11 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cores: {os.cpu_count()}")
     for architecture, depth in (("lstm", 2), ("cnn", 4)) if "recording" in parts else ():
         result = bench_recording(architecture, depth, arguments.epochs, arguments.repeats)
-        print(f"recording {architecture} depth {depth}, {arguments.epochs} epochs, 1,000 strips: recorded trial "
-              f"{result['recorded_trial_s']:.2f} s; bare fit without validation "
-              f"{result['bare_fit_no_validation_s']:.2f} s -> ratio {result['ratio_no_validation']:.3f} "
-              f"(goal <= 1.15); bare fit with validation_data {result['bare_fit_s']:.2f} s "
-              f"-> ratio {result['ratio']:.3f} (goal <= 1.15)", flush=True)
+        print(f"recording {architecture} depth {depth}, {arguments.epochs} epochs, 1,000 strips, median of "
+              f"{arguments.repeats}: recorded trial {result['recorded_s']:.2f} s wall / {result['recorded_cpu_s']:.2f} s "
+              f"CPU; bare fit without validation {result['bare_without_validation_s']:.2f} / "
+              f"{result['bare_without_validation_cpu_s']:.2f} s -> ratio {result['ratio_no_validation']:.3f} wall, "
+              f"{result['cpu_ratio_no_validation']:.3f} CPU (goal <= 1.15); bare fit with validation_data "
+              f"{result['bare_s']:.2f} / {result['bare_cpu_s']:.2f} s -> ratio {result['ratio']:.3f} wall, "
+              f"{result['cpu_ratio']:.3f} CPU (goal <= 1.15)", flush=True)
     for architecture, depth in (("lstm", 2), ("lstm", 8), ("cnn", 4)) if "gradients" in parts else ():
         result = bench_gradients(architecture, depth, arguments.epochs)
         print(f"gradient norms {architecture} depth {depth}, 2 trials of {arguments.epochs} epochs, 1,000 strips: "
