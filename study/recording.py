@@ -41,16 +41,54 @@ class Scores:
     balanced_accuracy: float
 
 
-def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 1024,
+                          structure: Any = None) -> np.ndarray:
     """Class probabilities in inference mode (dropout off, BatchNorm moving statistics).
 
-    ``predict_on_batch`` over fixed-size chunks: ``model.predict`` costs about 40 ms
-    per call in data-adapter and callback set-up, which at every epoch would be a
-    large share of a small model's epoch.
+    Fixed-size chunks, each one call: ``model.predict`` costs about 40 ms per call in data-adapter and callback
+    set-up, which at every epoch would be a large share of a small model's epoch. With a ``structure`` (see
+    :func:`study.compiled.model_key`) on TensorFlow and JAX, the chunks go through a compiled ``stateless_call``
+    shared by every model of that key: Keras' own ``predict_on_batch`` compiles anew for every model, and again
+    for a second input size (the test split), which for an LSTM costs more than its ten epochs of predictions.
+    Without one (and on PyTorch, which runs eagerly) it is ``predict_on_batch``.
     """
-    chunks = [np.asarray(model.predict_on_batch(inputs[start:start + batch_size]), dtype=np.float64)
-              for start in range(0, len(inputs), batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, model.output_shape[-1]))
+    if len(inputs) == 0:
+        return np.zeros((0, model.output_shape[-1]))
+    starts = range(0, len(inputs), batch_size)
+    if structure is None or keras.backend.backend() not in ("tensorflow", "jax"):
+        return np.concatenate([np.asarray(model.predict_on_batch(inputs[start:start + batch_size]), dtype=np.float64)
+                               for start in starts])
+    function = _compiled_inference(model, structure)
+    trainable = [keras.ops.convert_to_tensor(variable.value) for variable in model.trainable_variables]
+    non_trainable = [keras.ops.convert_to_tensor(variable.value) for variable in model.non_trainable_variables]
+    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(function(
+        trainable, non_trainable, keras.ops.convert_to_tensor(inputs[start:start + batch_size]))), dtype=np.float64)
+        for start in starts])
+
+
+#: Compiled inference functions by model key (see :func:`predict_probabilities`).
+_INFERENCE_FUNCTIONS = CompiledFunctions()
+
+
+def _compiled_inference(model: keras.Model, structure: Any) -> Any:
+    """A compiled function (trainable values, non-trainable values, inputs) -> the model's outputs in inference
+    mode, shared by every model with the same :func:`study.compiled.model_key` (a cell's trials)."""
+    template = model
+
+    def outputs(trainable, non_trainable, inputs):
+        values, _ = template.stateless_call(trainable, non_trainable, inputs, training=False)
+        return values
+
+    def build() -> Any:
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return tf.function(outputs, reduce_retracing=True)
+        import jax
+
+        return jax.jit(outputs)
+
+    return _INFERENCE_FUNCTIONS.get(model_key(model, structure), build)
 
 
 def score_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> Scores:
@@ -338,12 +376,14 @@ class EpochRecorder(keras.callbacks.Callback):
     ``row_base`` holds the trial's columns (trial id, phase, hyperparameters, seed).
     The best epoch is the one with the lowest validation loss; its weights are kept
     in memory so the test split can be evaluated at the restored best epoch.
-    Training stops when the pure training loss is no longer finite.
+    Training stops when the pure training loss is no longer finite. ``structure`` (the architecture) lets a
+    cell's trials share one compiled inference function (see :func:`predict_probabilities`).
     """
 
     def __init__(self, *, train_inputs: np.ndarray, train_labels: np.ndarray, val_inputs: np.ndarray,
-                 val_labels: np.ndarray, row_base: dict[str, Any], writer: RowWriter):
+                 val_labels: np.ndarray, row_base: dict[str, Any], writer: RowWriter, structure: Any = None):
         super().__init__()
+        self.structure = structure
         # One prediction call per epoch over both splits.
         self.inputs = np.concatenate([train_inputs, val_inputs])
         self.train_count = len(train_labels)
@@ -368,7 +408,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         fit_seconds = time.perf_counter() - self._epoch_start
         eval_start = time.perf_counter()
-        probabilities = predict_probabilities(self.model, self.inputs)
+        probabilities = predict_probabilities(self.model, self.inputs, structure=self.structure)
         train = score_probabilities(probabilities[: self.train_count], self.train_labels)
         val = score_probabilities(probabilities[self.train_count:], self.val_labels)
         eval_seconds = time.perf_counter() - eval_start

@@ -649,9 +649,14 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         model.load_weights(context.weights_dir / f"{previous}.weights.h5")
     row_base = {"trial_id": trial_id, "phase": context.phase, **hyperparameters, **factors, "seed": seed}
 
+    # The architecture names the graph; study.compiled.model_key adds the input and variable shapes, so every trial
+    # of a cell shares one compiled function for its predictions, one for the gradient norms and one for the
+    # effective receptive field (tracing them anew for every trial cost more than an LSTM trial's calls of them).
+    structure = hyperparameters["architecture"]
     recorder = EpochRecorder(train_inputs=dataset.x_train[indices], train_labels=dataset.y_train[indices],
                              val_inputs=dataset.x_val, val_labels=dataset.y_val, row_base=row_base,
-                             writer=context.writer(context.epochs_path, epoch_columns(list(factors))))
+                             writer=context.writer(context.epochs_path, epoch_columns(list(factors))),
+                             structure=structure)
     callbacks: list[keras.callbacks.Callback] = [recorder]
     if check_owner is not None:
         callbacks.insert(0, _OwnerCheck(check_owner))
@@ -659,9 +664,6 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
     # A fixed training batch for the gradient norms and the effective receptive field: the first GRADIENT_BATCH
     # examples of the fixed inference-mode training subset.
     batch = indices[:GRADIENT_BATCH]
-    # The architecture names the graph; study.compiled.model_key adds the input and variable shapes, so every trial
-    # of a cell shares one compiled gradient function for the norms and one for the effective receptive field.
-    structure = hyperparameters["architecture"]
     if context.space.training.record_gradients:
         gradient_recorder = GradientRecorder(inputs=dataset.x_train[batch], labels=dataset.y_train[batch],
                                              row_base={"trial_id": trial_id, "phase": context.phase},
@@ -690,7 +692,7 @@ def train_trial(context: StudyContext, trial_id: str, values: dict[str, Any], se
         model.save_weights(context.weights_dir / f"{trial_id}.weights.h5")
         row["effective_receptive_field"] = record_effective_field(context, trial_id, model, dataset.x_train[batch],
                                                                   structure=structure)
-        test_probabilities = predict_probabilities(model, dataset.x_test)
+        test_probabilities = predict_probabilities(model, dataset.x_test, structure=structure)
         test = score_probabilities(test_probabilities, dataset.y_test)
         context.writer(context.run_dir / CLASSES_FILE, CLASS_COLUMNS).append(
             {"trial_id": trial_id, "phase": context.phase, **scores}

@@ -7,7 +7,7 @@ import pytest
 
 from study.datasets import load_dataset
 from study.models import build_model, compile_model
-from study.recording import EpochRecorder, RowWriter, score_probabilities
+from study.recording import EpochRecorder, RowWriter, predict_probabilities, score_probabilities
 from study.tables import EPOCH_COLUMNS
 
 
@@ -16,24 +16,26 @@ def dataset():
     return load_dataset("synthetic_ecg", {"n_strips": 80, "length": 48, "sampling_rate": 25.0, "seed": 2})
 
 
-def _train(dataset, tmp_path, weight_decay_type: str, weight_decay: float):
+def _train(dataset, tmp_path, weight_decay_type: str, weight_decay: float, structure=None, seed: int = 4):
     values = {"architecture": "cnn", "depth": 2, "width": 8, "kernel_size": 5, "dropout": 0.4,
               "weight_decay": weight_decay, "weight_decay_type": weight_decay_type}
-    keras.utils.set_random_seed(4)
+    keras.utils.set_random_seed(seed)
     model = build_model(values, dataset.input_shape, dataset.num_classes)
     compile_model(model, learning_rate=0.01, weight_decay=weight_decay, weight_decay_type=weight_decay_type)
     subset = np.arange(0, len(dataset.y_train), 2)
     recorder = EpochRecorder(train_inputs=dataset.x_train[subset], train_labels=dataset.y_train[subset],
                              val_inputs=dataset.x_val, val_labels=dataset.y_val,
                              row_base={"trial_id": "0", "phase": "tune", **values},
-                             writer=RowWriter(tmp_path / "epochs.csv", EPOCH_COLUMNS))
+                             writer=RowWriter(tmp_path / "epochs.csv", EPOCH_COLUMNS), structure=structure)
     model.fit(dataset.x_train, dataset.y_train, epochs=4, batch_size=16, verbose=0, callbacks=[recorder])
     return model, recorder, subset
 
 
-def test_recorded_losses_equal_inference_mode_evaluate(dataset, tmp_path):
-    """Dropout + BatchNorm + AdamW (no penalty term): recorded train loss == model.evaluate of the same weights."""
-    model, recorder, subset = _train(dataset, tmp_path, "adamw", 1e-3)
+@pytest.mark.parametrize("structure", [None, "cnn"])
+def test_recorded_losses_equal_inference_mode_evaluate(dataset, tmp_path, structure):
+    """Dropout + BatchNorm + AdamW (no penalty term): recorded train loss == model.evaluate of the same weights,
+    with Keras' predict_on_batch and with the compiled inference function a cell's trials share."""
+    model, recorder, subset = _train(dataset, tmp_path, "adamw", 1e-3, structure=structure)
     last = recorder.rows[-1]
     train_loss = model.evaluate(dataset.x_train[subset], dataset.y_train[subset], verbose=0, batch_size=1024)
     val_loss = model.evaluate(dataset.x_val, dataset.y_val, verbose=0, batch_size=1024)
@@ -44,6 +46,20 @@ def test_recorded_losses_equal_inference_mode_evaluate(dataset, tmp_path):
     assert [row["epoch"] for row in recorder.rows] == [1, 2, 3, 4]
     lines = (tmp_path / "epochs.csv").read_text().splitlines()
     assert lines[0].split(",") == EPOCH_COLUMNS and len(lines) == 5
+
+
+def test_models_of_one_structure_share_an_inference_function_that_reads_their_own_weights(dataset, tmp_path):
+    from study import recording
+
+    stored = len(recording._INFERENCE_FUNCTIONS)
+    for seed in (4, 5):  # trained, so BatchNorm's moving statistics differ from their initial values too
+        (tmp_path / str(seed)).mkdir()
+        model, _, _ = _train(dataset, tmp_path / str(seed), "l2", 1e-4, structure="cnn_shared", seed=seed)
+        for inputs in (dataset.x_val, dataset.x_test[:7]):  # two input sizes: one function retraced, not two
+            expected = np.asarray(model.predict_on_batch(inputs), dtype=np.float64)
+            np.testing.assert_allclose(predict_probabilities(model, inputs, structure="cnn_shared"), expected,
+                                       rtol=1e-6, atol=1e-7)
+    assert len(recording._INFERENCE_FUNCTIONS) - stored == (0 if keras.backend.backend() == "torch" else 1)
 
 
 def test_recorded_loss_excludes_the_l2_penalty(dataset, tmp_path):
