@@ -149,7 +149,7 @@ WORKERS_STUDY = "bench_workers"
 _PROGRESS = re.compile(r"^\[" + WORKERS_STUDY + r"\] (\d+)/(\d+) trials")
 
 
-def _workers_space(trials: int = 8, epochs: int = 4) -> dict:
+def _workers_space(trials: int = 16, epochs: int = 4) -> dict:
     return {
         "name": WORKERS_STUDY,
         "dataset": {"name": "synthetic_ecg", "parameters": {"n_strips": 600, "length": 140}},
