@@ -1,10 +1,12 @@
-"""Compiled gradient functions shared by the trials of a cell.
+"""Compiled functions of a model's weights, shared by the trials of a cell.
 
 Tracing a backward pass (a ``tf.function`` on TensorFlow, ``jax.jit`` on JAX) costs about a second for a small
-LSTM and several for an 8-layer one, longer than the few calls a trial makes. A function that runs
-``template.stateless_call`` on the variable values it is given serves every model with the same graph and the
-same variables, so the trials of one cell share one compilation. :func:`model_key` says when two models may
-share; :class:`CompiledFunctions` keeps the most recently used functions.
+LSTM and several for an 8-layer one, longer than the few calls a trial makes; Keras' own ``predict_on_batch``
+compiles anew for every model too. A function that runs ``template.stateless_call`` on the variable values it is
+given (:func:`weight_values`) serves every model with the same graph and the same variables, so the trials of one
+cell share one compilation. :func:`compile_function` and :func:`compile_gradient` compile such a function for
+TensorFlow or JAX; :func:`model_key` says when two models may share; :class:`CompiledFunctions` keeps the most
+recently used functions.
 """
 from __future__ import annotations
 
@@ -26,6 +28,46 @@ def model_key(model: keras.Model, structure: Hashable) -> tuple:
             tuple(tuple(tensor.shape) for tensor in model.inputs),
             tuple(tuple(variable.shape) for variable in model.trainable_variables),
             tuple(tuple(variable.shape) for variable in model.non_trainable_variables))
+
+
+def weight_values(model: keras.Model) -> tuple[list, list]:
+    """The current values of the model's trainable and non-trainable variables, as the backend's tensors: the
+    first two arguments of a function over ``stateless_call``."""
+    def values(variables) -> list:
+        return [keras.ops.convert_to_tensor(variable.value) for variable in variables]
+
+    return values(model.trainable_variables), values(model.non_trainable_variables)
+
+
+def compile_function(function: Callable) -> Callable:
+    """``function`` compiled for the backend: ``tf.function`` (retracing once for a new input size, then with a
+    relaxed shape) on TensorFlow, ``jax.jit`` on JAX."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, reduce_retracing=True)
+    import jax
+
+    return jax.jit(function)
+
+
+def compile_gradient(function: Callable, argument: int) -> Callable:
+    """The gradient of the scalar ``function`` with respect to its positional ``argument`` (a tensor or a list of
+    them), compiled for the backend: a GradientTape inside a ``tf.function`` on TensorFlow, ``jax.grad`` under
+    ``jax.jit`` on JAX."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        def gradient(*arguments):
+            with tf.GradientTape() as tape:
+                tape.watch(arguments[argument])
+                value = function(*arguments)
+            return tape.gradient(value, arguments[argument])
+
+        return tf.function(gradient, reduce_retracing=True)
+    import jax
+
+    return jax.jit(jax.grad(function, argnums=argument))
 
 
 class CompiledFunctions:

@@ -28,7 +28,7 @@ from typing import Hashable
 import keras
 import numpy as np
 
-from study.compiled import CompiledFunctions, model_key
+from study.compiled import CompiledFunctions, compile_gradient, model_key, weight_values
 from study.tables import EFFECTIVE_FIELD_MASS
 
 #: Relative slack when comparing accumulated mass with the share, so float rounding never adds a sample.
@@ -75,9 +75,6 @@ def _input_gradient(feature_model: keras.Model, inputs: np.ndarray, position: in
     def objective(features):
         return keras.ops.sum(features if position is None else features[:, position, :])
 
-    def values_of(variables) -> list:
-        return [keras.ops.convert_to_tensor(variable.value) for variable in variables]
-
     if backend == "torch":
         import torch
 
@@ -105,26 +102,13 @@ def _input_gradient(feature_model: keras.Model, inputs: np.ndarray, position: in
         features, _ = template.stateless_call(trainable, non_trainable, values, training=False)
         return objective(features)
 
+    # The weights are arguments, not baked-in constants, so the function serves any model of the same key.
     def build():
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            @tf.function(reduce_retracing=True)
-            def function(trainable, non_trainable, values):
-                with tf.GradientTape() as tape:
-                    tape.watch(values)
-                    total = total_of(trainable, non_trainable, values)
-                return tape.gradient(total, values)
-            return function
-        import jax
-
-        # The weights are arguments, not baked-in constants, so the function serves any model of the same key.
-        return jax.jit(jax.grad(total_of, argnums=2))
+        return compile_gradient(total_of, 2)
 
     function = build() if structure is None else _FIELD_FUNCTIONS.get((model_key(feature_model, structure),
                                                                        position), build)
-    gradient = function(values_of(feature_model.trainable_variables), values_of(feature_model.non_trainable_variables),
-                        keras.ops.convert_to_tensor(inputs))
+    gradient = function(*weight_values(feature_model), keras.ops.convert_to_tensor(inputs))
     return np.asarray(keras.ops.convert_to_numpy(gradient), dtype=np.float64)
 
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from study.compiled import CompiledFunctions, model_key
+from study.compiled import CompiledFunctions, compile_function, compile_gradient, model_key, weight_values
 from study.errors import BadInput
 
 #: Keras clips probabilities to [epsilon, 1 - epsilon] before the log; so do we,
@@ -59,8 +59,7 @@ def predict_probabilities(model: keras.Model, inputs: np.ndarray, batch_size: in
         return np.concatenate([np.asarray(model.predict_on_batch(inputs[start:start + batch_size]), dtype=np.float64)
                                for start in starts])
     function = _compiled_inference(model, structure)
-    trainable = [keras.ops.convert_to_tensor(variable.value) for variable in model.trainable_variables]
-    non_trainable = [keras.ops.convert_to_tensor(variable.value) for variable in model.non_trainable_variables]
+    trainable, non_trainable = weight_values(model)
     return np.concatenate([np.asarray(keras.ops.convert_to_numpy(function(
         trainable, non_trainable, keras.ops.convert_to_tensor(inputs[start:start + batch_size]))), dtype=np.float64)
         for start in starts])
@@ -79,16 +78,7 @@ def _compiled_inference(model: keras.Model, structure: Any) -> Any:
         values, _ = template.stateless_call(trainable, non_trainable, inputs, training=False)
         return values
 
-    def build() -> Any:
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            return tf.function(outputs, reduce_retracing=True)
-        import jax
-
-        return jax.jit(outputs)
-
-    return _INFERENCE_FUNCTIONS.get(model_key(model, structure), build)
+    return _INFERENCE_FUNCTIONS.get(model_key(model, structure), lambda: compile_function(outputs))
 
 
 def score_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> Scores:
@@ -233,8 +223,7 @@ def _compiled_gradient(model: keras.Model, structure: Any) -> Any:
     """A compiled function (trainable values, non-trainable values, inputs, labels) -> gradients.
 
     It runs ``template.stateless_call`` on the values it is given, so one compilation serves every model with
-    the same :func:`study.compiled.model_key` (a cell's trials). TensorFlow: a ``tf.function`` around a
-    GradientTape; JAX: ``jax.jit(jax.grad(...))``.
+    the same :func:`study.compiled.model_key` (a cell's trials).
     """
     template = model
 
@@ -242,22 +231,7 @@ def _compiled_gradient(model: keras.Model, structure: Any) -> Any:
         probabilities, _ = template.stateless_call(trainable, non_trainable, inputs, training=False)
         return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
 
-    def build() -> Any:
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            @tf.function(reduce_retracing=True)
-            def function(trainable, non_trainable, inputs, labels):
-                with tf.GradientTape() as tape:
-                    tape.watch(trainable)
-                    loss = mean_loss(trainable, non_trainable, inputs, labels)
-                return tape.gradient(loss, trainable)
-            return function
-        import jax
-
-        return jax.jit(jax.grad(mean_loss))
-
-    return _GRADIENT_FUNCTIONS.get(model_key(model, structure), build)
+    return _GRADIENT_FUNCTIONS.get(model_key(model, structure), lambda: compile_gradient(mean_loss, 0))
 
 
 def loss_gradients(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, structure: Any = None) -> list[np.ndarray]:
@@ -281,9 +255,7 @@ def loss_gradients(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, s
             gradients = torch.autograd.grad(loss, [variable.value for variable in variables], allow_unused=True)
     elif backend in ("tensorflow", "jax"):
         function = _compiled_gradient(model, structure if structure is not None else ("model", id(model)))
-        gradients = function([keras.ops.convert_to_tensor(variable.value) for variable in variables],
-                             [keras.ops.convert_to_tensor(variable.value) for variable in model.non_trainable_variables],
-                             keras.ops.convert_to_tensor(np.asarray(inputs)), targets)
+        gradients = function(*weight_values(model), keras.ops.convert_to_tensor(np.asarray(inputs)), targets)
     else:
         raise ValueError(f"gradient norms are recorded on the tensorflow, jax and torch backends, not {backend!r}")
     return [np.zeros(tuple(variable.shape)) if gradient is None
