@@ -11,6 +11,7 @@ recently used functions.
 from __future__ import annotations
 
 import collections
+import logging
 from typing import Any, Callable, Hashable
 
 import keras
@@ -39,13 +40,41 @@ def weight_values(model: keras.Model) -> tuple[list, list]:
     return values(model.trainable_variables), values(model.non_trainable_variables)
 
 
-def compile_function(function: Callable) -> Callable:
-    """``function`` compiled for the backend: ``tf.function`` (retracing once for a new input size, then with a
-    relaxed shape) on TensorFlow, ``jax.jit`` on JAX."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+class _CellRetracingFilter(logging.Filter):
+    """Drops TensorFlow's warning of "excessive" retracing about this module's functions, and no other.
 
-        return tf.function(function, reduce_retracing=True)
+    TensorFlow counts traces per Python code object and warns when five of the last ten calls of one traced,
+    taking that for "a tf.function created in a loop". Every cell's function here runs the same code
+    (``cell_function``), and a study's first trials visit its cells in turn, so from the fifth cell on each first
+    call traces, as designed: one compilation per cell, shared by its later trials.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and ".cell_function at " in message)
+
+
+_RETRACING_FILTER = _CellRetracingFilter()
+
+
+def _tensorflow_function(cell_function: Callable) -> Callable:
+    """``tf.function`` (retracing once for a new input size, then with a relaxed shape), with TensorFlow's
+    retracing warning about it dropped (see :class:`_CellRetracingFilter`)."""
+    import tensorflow as tf
+
+    logger = logging.getLogger("tensorflow")
+    if _RETRACING_FILTER not in logger.filters:
+        logger.addFilter(_RETRACING_FILTER)
+    return tf.function(cell_function, reduce_retracing=True)
+
+
+def compile_function(function: Callable) -> Callable:
+    """``function`` compiled for the backend: ``tf.function`` on TensorFlow, ``jax.jit`` on JAX."""
+    if keras.backend.backend() == "tensorflow":
+        def cell_function(*arguments):
+            return function(*arguments)
+
+        return _tensorflow_function(cell_function)
     import jax
 
     return jax.jit(function)
@@ -58,13 +87,13 @@ def compile_gradient(function: Callable, argument: int) -> Callable:
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        def gradient(*arguments):
+        def cell_function(*arguments):
             with tf.GradientTape() as tape:
                 tape.watch(arguments[argument])
                 value = function(*arguments)
             return tape.gradient(value, arguments[argument])
 
-        return tf.function(gradient, reduce_retracing=True)
+        return _tensorflow_function(cell_function)
     import jax
 
     return jax.jit(jax.grad(function, argnums=argument))

@@ -148,6 +148,31 @@ def test_models_of_one_structure_share_a_compiled_function_that_reads_their_own_
     assert shared["functions_added"] == (0 if backend == "torch" else 1)  # PyTorch runs eagerly
 
 
+def test_one_compiled_function_per_cell_raises_no_retracing_warning():
+    """A study compiles one function per cell, so TensorFlow sees a new function of the same code traced at each
+    cell's first trial and, after five, warns of 'excessive' retracing: a warning a user should not see."""
+    import logging
+
+    import keras
+
+    from study.effective_field import effective_field_profile
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the warning is TensorFlow's")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        batch = np.random.default_rng(5).normal(size=(2, 24, 1)).astype("float32")
+        for kernel_size in range(1, 9):  # eight cells: eight keys, one function each
+            effective_field_profile(_single_convolution(kernel_size, "same"), batch, structure="retracing_test")
+    finally:
+        logger.removeHandler(handler)
+    assert not [record for record in records if "retracing" in record.getMessage()]
+
+
 def test_builder_profiles_stay_inside_the_theoretical_field():
     from study.effective_field import effective_field_profile, effective_receptive_field
     from study.models import build_model, receptive_field
