@@ -17,10 +17,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import PROJECT_ROOT, assert_clean_exit, run_cli, run_main, write_space
+from conftest import PROJECT_ROOT, TINY_SPACE, assert_clean_exit, run_cli, run_main, write_space
 
+#: Eight epochs, so that a trial lasts long enough after its first epoch row for the tests to catch it mid-way
+#: (with TINY_SPACE's three, a trial took 0.3-1.5 s once per-cell compilation made trials fast, and a test once
+#: missed every trial of a worker).
 SPACE_CHANGES = {"tuner": {"name": "random", "trials_per_cell": 1, "seed": 7}, "repeats": {"seeds": 1},
-                 "training": {"record_gradients": True}}
+                 "training": {"record_gradients": True},
+                 "hyperparameters": {**TINY_SPACE["hyperparameters"], "epochs": {"role": "fixed", "value": 8}}}
 TRIALS = 4 * 1 + 4 * 1  # four cells: one tuning trial and one repeat each
 #: Every table and the columns that key one of its rows; timing columns differ between runs.
 TABLES = {"epochs.csv": ["trial_id", "epoch"], "trials.csv": ["trial_id"],
