@@ -237,7 +237,7 @@ def _verdict_section(analysis: Analysis) -> Section:
     count = len(verdict.statements)
     where = ("declared in the search space's claims: section" if verdict.declared
              else f"the depth question's two default statements ({verdict.first.upper()} against "
-                  f"{verdict.second.upper()}, slopes per doubling of depth; the space declares no claims:)")
+                  f"{verdict.second.upper()}, slopes per doubling of depth; the space has no claims: section)")
     blocks: list[Block] = [Paragraph(spans(
         f"{count} claim{'s' if count != 1 else ''}, {where}, each decided by its measure's permutation tests at "
         f"alpha = {format_value(verdict.alpha)}. Error rate across claims: {verdict.family or 'one claim'}."))]
