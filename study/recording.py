@@ -16,6 +16,7 @@ import io
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,11 +89,17 @@ def score_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> Scores
     picked = np.clip(normalised[np.arange(len(labels)), labels], EPSILON, 1.0 - EPSILON)
     predictions = normalised.argmax(axis=1)
     present = np.unique(labels)
+    with warnings.catch_warnings():
+        # A small split can lack a class the model predicts. Balanced accuracy is the mean recall over the classes
+        # the split holds, which is what scikit-learn computes; its warning about the others would print at every
+        # epoch of every trial.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
+        balanced_accuracy = float(balanced_accuracy_score(labels, predictions))
     return Scores(
         loss=float(-np.mean(np.log(picked))),
         accuracy=float(np.mean(predictions == labels)),
         macro_f1=float(f1_score(labels, predictions, labels=present, average="macro", zero_division=0)),
-        balanced_accuracy=float(balanced_accuracy_score(labels, predictions)),
+        balanced_accuracy=balanced_accuracy,
     )
 
 

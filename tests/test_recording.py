@@ -88,3 +88,13 @@ def test_score_probabilities_on_a_hand_made_example():
     assert scores.balanced_accuracy == pytest.approx((1 + 0.5 + 1) / 3)
     # F1: class 0 = 2/3 (precision 1/2, recall 1), class 1 = 2/3, class 2 = 1.
     assert scores.macro_f1 == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+def test_a_split_without_a_predicted_class_scores_without_warnings():
+    import warnings
+
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = score_probabilities(probabilities, np.array([0, 1, 1]))  # class 2 is predicted, never present
+    assert scores.balanced_accuracy == pytest.approx((1 + 0.5) / 2)  # the mean recall over classes 0 and 1
